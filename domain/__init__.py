@@ -1,0 +1,1 @@
+"""Pure rules of Subscriber Profiles: no I/O, no clock, no asyncio. Time comes from events."""

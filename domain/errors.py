@@ -1,0 +1,30 @@
+"""Domain errors.
+
+DomainError
+ └── ValidationError  (field, rule, value) — input breaks a rule of SPEC.md
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which field, which rule, and the offending value."""
+
+    field: str
+    rule: str
+    value: object
+
+
+class ValidationError(DomainError):
+    """Input breaks one or more rules; `violations` lists each of them."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.rule}" for v in violations))
+        self.violations = violations

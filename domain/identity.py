@@ -1,0 +1,34 @@
+"""Identity rules (R4-R6): derived identifiers and email normalisation."""
+
+from __future__ import annotations
+
+import hashlib
+from uuid import UUID
+
+import xxhash
+
+from domain.errors import ValidationError, Violation
+
+
+def md5_id(profile_id: UUID) -> str:
+    """The MD5 identifier of a profile (R5): hex MD5 of the canonical profile id text."""
+    return hashlib.md5(str(profile_id).encode(), usedforsecurity=False).hexdigest()
+
+
+def xxh_id(profile_id: UUID) -> str:
+    """The XXH identifier of a profile (R5): hex XXH3-64 of the canonical profile id text."""
+    return xxhash.xxh3_64_hexdigest(str(profile_id).encode())
+
+
+def placeholder_email(profile_id: UUID) -> str:
+    """What a profile without email reads as (R6)."""
+    return f"{profile_id}@localhost"
+
+
+def normalise_email(raw: str) -> str:
+    """Trim and lower-case an email (R6 compares case-insensitively); reject what is not one."""
+    email = raw.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 254:
+        raise ValidationError([Violation("email", "email_syntax", raw)])
+    return email

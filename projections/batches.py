@@ -1,0 +1,78 @@
+"""Applying one batch of log records to the read models: dedupe, dead letters, checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from contracts import Event
+from projections import checkpoints
+
+Project = Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record no projection could read, kept with the reason."""
+
+    partition: int
+    offset: int
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Decoded events of one poll, the dead letters among them, and the checkpoint moves."""
+
+    events: Sequence[Event]
+    dead: Sequence[DeadLetter]
+    moves: Mapping[int, tuple[int, int]]  # partition -> (expected next offset, new next offset)
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, projection: str, topic: str, batch: Batch, project: Project
+) -> int:
+    """Apply a batch and advance its checkpoint atomically; return the events newly applied."""
+    async with conn.transaction():
+        await checkpoints.advance(conn, projection, topic, batch.moves)
+        fresh = await _first_seen(conn, projection, batch.events)
+        events = [e for e in batch.events if e.id in fresh]
+        if batch.dead:
+            await _bury(conn, projection, topic, batch.dead)
+        if events:
+            await project(conn, events)
+        return len(events)
+
+
+async def _first_seen(
+    conn: asyncpg.Connection, projection: str, events: Sequence[Event]
+) -> set[UUID]:
+    if not events:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO applied_events (projection, event_id) "
+        "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        projection,
+        list(dict.fromkeys(e.id for e in events)),
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def _bury(
+    conn: asyncpg.Connection, projection: str, topic: str, dead: Sequence[DeadLetter]
+) -> None:
+    await conn.execute(
+        'INSERT INTO dead_letters (projection, topic, partition, "offset", reason, payload) '
+        "SELECT $1, $2, p, o, r, b FROM unnest($3::int[], $4::bigint[], $5::text[], $6::bytea[]) "
+        "AS d(p, o, r, b) ON CONFLICT DO NOTHING",
+        projection,
+        topic,
+        [d.partition for d in dead],
+        [d.offset for d in dead],
+        [d.reason for d in dead],
+        [d.payload for d in dead],
+    )

@@ -1,0 +1,1 @@
+"""Runnable processes and their adapters: HTTP APIs, projector runner, event logs, CLI."""

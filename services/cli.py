@@ -1,0 +1,125 @@
+"""The `profiles` command line: serve everything, or one role of the distributed deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from projections import profiles
+from services.logging import configure
+from services.projector import Projector
+from services.runtime import open_runtime
+from services.settings import Settings
+
+app = typer.Typer(
+    help="Subscriber Profiles: event-sourced subscriber profiles.", no_args_is_help=True
+)
+
+DatabaseUrl = Annotated[
+    str | None, typer.Option(envvar="DATABASE_URL", help="PostgreSQL URL; unset: embedded.")
+]
+Kafka = Annotated[
+    str | None,
+    typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap; unset: PostgreSQL log."),
+]
+DataDir = Annotated[
+    Path | None, typer.Option(envvar="PROFILES_DATA_DIR", help="Embedded data directory.")
+]
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(help="TCP port.")]
+
+
+def _settings(database_url: str | None, kafka: str | None, data_dir: Path | None) -> Settings:
+    base = Settings.from_env()
+    settings = replace(base, database_url=database_url, kafka_bootstrap=kafka)
+    if data_dir is not None:
+        settings = replace(settings, data_dir=data_dir)
+    configure(settings.log_format)
+    return settings
+
+
+def _http(
+    settings: Settings, host: str, port: int, *, ingest: bool, query: bool, projector: bool
+) -> None:
+    from services.http_api import create_app
+
+    api = create_app(settings, ingest=ingest, query=query, projector=projector)
+    uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Everything in one process: ingest API, projector and query API (embedded by default)."""
+    _http(
+        _settings(database_url, kafka, data_dir),
+        host,
+        port,
+        ingest=True,
+        query=True,
+        projector=True,
+    )
+
+
+@app.command("ingest-api")
+def ingest_api(
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+) -> None:
+    """Only the write API (appends events to the log)."""
+    _http(
+        _settings(database_url, kafka, None), host, port, ingest=True, query=False, projector=False
+    )
+
+
+@app.command("query-api")
+def query_api(
+    host: Host = "127.0.0.1",
+    port: Port = 8081,
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+) -> None:
+    """Only the read API (answers from the read models)."""
+    _http(
+        _settings(database_url, kafka, None), host, port, ingest=False, query=True, projector=False
+    )
+
+
+@app.command()
+def projector(
+    database_url: DatabaseUrl = None, kafka: Kafka = None, batch_size: int = 5000
+) -> None:
+    """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
+    asyncio.run(_project(_settings(database_url, kafka, None), batch_size))
+
+
+async def _project(settings: Settings, batch_size: int) -> None:
+    rt = await open_runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Projector(
+            rt.pool, rt.log, profiles.NAME, profiles.project, batch_size=batch_size
+        ).run(stop)
+    finally:
+        await rt.close()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,130 @@
+"""The Kafka event log: canonical topic keyed by profile id, offsets owned by PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from contracts import CANONICAL_TOPIC, Event, encode, headers
+from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
+
+
+class KafkaLog:
+    """EventLog on a Kafka topic; an idempotent producer with acks=all."""
+
+    def __init__(self, bootstrap: str, topic: str = CANONICAL_TOPIC, partitions: int = 4) -> None:
+        self._bootstrap = bootstrap
+        self.topic = topic
+        self._partitions = partitions
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        await ensure_topic(self._bootstrap, self.topic, self._partitions)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def append(self, events: Sequence[Event]) -> list[Position]:
+        producer = self._require_producer()
+        futures = [
+            await producer.send(
+                self.topic, encode(e), key=str(e.subject).encode(), headers=headers(e)
+            )
+            for e in events
+        ]
+        return [Position(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+
+    async def append_raw(self, key: bytes, value: bytes) -> Position:
+        meta = await self._require_producer().send_and_wait(self.topic, value, key=key)
+        return Position(meta.partition, meta.offset)
+
+    def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:
+        return KafkaLogConsumer(self._bootstrap, self.topic, group, on_assign)
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaLog.start() was not awaited")
+        return self._producer
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create the topic with `partitions` partitions unless it exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On every assignment, seek to the checkpoints stored in PostgreSQL (never Kafka's)."""
+
+    def __init__(self, owner: KafkaLogConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._owner.seek_assigned([tp.partition for tp in assigned])
+
+
+class KafkaLogConsumer:
+    """A group member without auto-commit; positions come from the owner's checkpoints."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, on_assign: SeekSource) -> None:
+        self._topic = topic
+        self._on_assign = on_assign
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe([self._topic], listener=_SeekOnAssign(self))
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
+        batches = await self._consumer.getmany(
+            timeout_ms=int(max_wait * 1000), max_records=max_records
+        )
+        return [
+            LogRecord(tp.partition, m.offset, m.key, m.value)
+            for tp, messages in batches.items()
+            for m in messages
+        ]
+
+    async def seek(self, positions: dict[int, int]) -> None:
+        for partition, offset in positions.items():
+            self._consumer.seek(TopicPartition(self._topic, partition), offset)
+
+    async def seek_assigned(self, partitions: list[int]) -> None:
+        await self.seek(await self._on_assign(partitions))
+
+    def assignment(self) -> frozenset[int]:
+        return frozenset(tp.partition for tp in self._consumer.assignment())

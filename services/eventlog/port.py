@@ -1,0 +1,53 @@
+"""The event-log port: what the ingest side and the projector runner need of a log."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from contracts import Event
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an appended event landed."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One record as read from the log: raw bytes, decoded by the consumer's owner."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+# Given newly assigned partitions, return the next offset to read in each (the checkpoints).
+SeekSource = Callable[[Sequence[int]], Awaitable[dict[int, int]]]
+
+
+class LogConsumer(Protocol):
+    """Reads records from the positions the owner stores; never commits on its own."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]: ...
+    async def seek(self, positions: dict[int, int]) -> None: ...
+    def assignment(self) -> frozenset[int]: ...
+
+
+class EventLog(Protocol):
+    """An append-only log of canonical events, ordered per profile."""
+
+    topic: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def append(self, events: Sequence[Event]) -> list[Position]: ...
+    async def append_raw(self, key: bytes, value: bytes) -> Position: ...
+    def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer: ...

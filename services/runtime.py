@@ -1,0 +1,62 @@
+"""Wiring: settings in, a running pool, schema and event log out (cosmicpython's bootstrap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from projections.migrate import migrate
+from services import identity
+from services.eventlog.kafka import KafkaLog
+from services.eventlog.port import EventLog
+from services.eventlog.postgres import PostgresLog
+from services.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """What every process shares: settings, the pool and the event log."""
+
+    settings: Settings
+    database_url: str
+    pool: asyncpg.Pool
+    log: EventLog
+
+    async def close(self) -> None:
+        await self.log.stop()
+        await self.pool.close()
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded PostgreSQL started in the data directory."""
+    if settings.database_url:
+        return settings.database_url
+    from services.local.postgres import start_postgres  # only the embedded default needs it
+
+    return start_postgres(settings.data_dir / "postgres")
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Connect, migrate, and start the event log the settings choose."""
+    url = database_url(settings)
+    pool = await create_pool(url, settings.read_schema)
+    async with pool.acquire() as conn:
+        await migrate(conn, settings.read_schema)
+        await identity.install(conn)
+    log: EventLog = (
+        KafkaLog(settings.kafka_bootstrap, partitions=settings.kafka_partitions)
+        if settings.kafka_bootstrap
+        else PostgresLog(pool)
+    )
+    await log.start()
+    return Runtime(settings=settings, database_url=url, pool=pool, log=log)
+
+
+async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections read and write the read-model schema."""
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=max_size, server_settings={"search_path": f"{schema},public"}
+    )
+    assert pool is not None
+    return pool

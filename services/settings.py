@@ -1,0 +1,42 @@
+"""Settings, read once from the environment (every one also has a CLI flag), then passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a process needs to know about its surroundings."""
+
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    data_dir: Path = Path(platformdirs.user_data_dir("subscriber-profiles"))
+    geoip_db: Path | None = None
+    bootstrap_key: str | None = None
+    kafka_partitions: int = 4
+    read_schema: str = "read_models"
+    log_format: str = "console"
+    consistency_wait: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Settings from `env` (default: os.environ); unset means the embedded default."""
+        e = dict(os.environ) if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=e.get("DATABASE_URL") or None,
+            kafka_bootstrap=e.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            data_dir=Path(e["PROFILES_DATA_DIR"])
+            if e.get("PROFILES_DATA_DIR")
+            else defaults.data_dir,
+            geoip_db=Path(e["PROFILES_GEOIP_DB"]) if e.get("PROFILES_GEOIP_DB") else None,
+            bootstrap_key=e.get("PROFILES_BOOTSTRAP_KEY") or None,
+            kafka_partitions=int(e.get("PROFILES_KAFKA_PARTITIONS", defaults.kafka_partitions)),
+            read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
+            log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
+        )
