@@ -40,7 +40,11 @@ async def apply_batch(
     async with conn.transaction():
         await checkpoints.advance(conn, projection, topic, batch.moves)
         fresh = await _first_seen(conn, projection, batch.events)
-        events = [e for e in batch.events if e.id in fresh]
+        events = []
+        for event in batch.events:  # first occurrence only: a duplicate may share the batch
+            if event.id in fresh:
+                fresh.discard(event.id)
+                events.append(event)
         if batch.dead:
             await _bury(conn, projection, topic, batch.dead)
         if events:

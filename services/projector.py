@@ -38,7 +38,7 @@ class Projector:
     name: str
     project: Project
     batch_size: int = 5000
-    poll_max_wait: float = 0.2
+    poll_timeout: float = 0.2
     stats: ProjectorStats = field(default_factory=ProjectorStats)
     _expected: dict[int, int] = field(default_factory=dict)
 

@@ -45,9 +45,13 @@ async def open_runtime(settings: Settings) -> Runtime:
         await migrate(conn, settings.read_schema)
         await identity.install(conn)
     log: EventLog = (
-        KafkaLog(settings.kafka_bootstrap, partitions=settings.kafka_partitions)
+        KafkaLog(
+            settings.kafka_bootstrap,
+            topic=settings.events_topic,
+            partitions=settings.kafka_partitions,
+        )
         if settings.kafka_bootstrap
-        else PostgresLog(pool)
+        else PostgresLog(pool, topic=settings.events_topic)
     )
     await log.start()
     return Runtime(settings=settings, database_url=url, pool=pool, log=log)

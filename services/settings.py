@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from contracts import CANONICAL_TOPIC
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +21,7 @@ class Settings:
     geoip_db: Path | None = None
     bootstrap_key: str | None = None
     kafka_partitions: int = 4
+    events_topic: str = CANONICAL_TOPIC
     read_schema: str = "read_models"
     log_format: str = "console"
     consistency_wait: float = 5.0
@@ -36,6 +39,7 @@ class Settings:
             else defaults.data_dir,
             geoip_db=Path(e["PROFILES_GEOIP_DB"]) if e.get("PROFILES_GEOIP_DB") else None,
             bootstrap_key=e.get("PROFILES_BOOTSTRAP_KEY") or None,
+            events_topic=e.get("PROFILES_EVENTS_TOPIC", defaults.events_topic),
             kafka_partitions=int(e.get("PROFILES_KAFKA_PARTITIONS", defaults.kafka_partitions)),
             read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),

@@ -1,0 +1,5 @@
+"""`python -m services …` is the `profiles` command."""
+
+from services.cli import main
+
+main()

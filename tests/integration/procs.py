@@ -1,0 +1,58 @@
+"""Real processes of ours, started the way an operator would, for crash and scale-out tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_profiles(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `profiles ARGS` as its own process with its output in `log_path`."""
+    full_env = {**os.environ, "PROFILES_LOG_FORMAT": "json", **env}
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services", *args],
+            env=full_env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL: no shutdown code runs, as in a crash."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM and wait: the graceful path."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(10)
+    return proc.returncode
+
+
+async def wait_for(pool: asyncpg.Pool, sql: str, predicate, within: float = 60.0, *args: object):  # type: ignore[no-untyped-def]
+    """Poll `sql` until `predicate(value)` holds; return the last value."""
+    deadline = time.monotonic() + within
+    value = None
+    while time.monotonic() < deadline:
+        value = await pool.fetchval(sql, *args)
+        if predicate(value):
+            return value
+        await asyncio.sleep(0.05)
+    return value
