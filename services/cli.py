@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import warnings
 from dataclasses import replace
@@ -119,6 +120,14 @@ async def _project(settings: Settings, batch_size: int) -> None:
         ).run(stop)
     finally:
         await rt.close()
+
+
+@app.command("asyncapi")
+def asyncapi_document() -> None:
+    """Print the AsyncAPI document of the topics (generated from contracts/)."""
+    from services.asyncapi import document
+
+    typer.echo(json.dumps(document(), indent=2))
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from contracts.api import (
 from domain.errors import ValidationError
 from domain.identity import md5_id, normalise_email, placeholder_email, xxh_id
 from projections import profiles
-from services import consistency, identity
+from services import asyncapi, consistency, identity
 from services.projector import Projector
 from services.runtime import Runtime, open_runtime
 from services.settings import Settings
@@ -72,6 +72,7 @@ def create_app(
     app = FastAPI(title="Subscriber Profiles", version="1", lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ValidationError, _invalid_domain)
+    app.add_api_route("/asyncapi.json", asyncapi.document, methods=["GET"], tags=["docs"])
     if ingest:
         app.include_router(_ingest_router())
     if query:

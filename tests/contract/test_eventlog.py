@@ -16,12 +16,12 @@ import pytest
 
 from contracts import decode
 from projections import profiles
+from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
 from services.eventlog.postgres import PostgresLog
 from services.projector import Projector
 from services.runtime import create_pool
-from projections.migrate import migrate
 from tests.factories import imported
 from tests.pg import fresh_database
 
@@ -162,7 +162,8 @@ class TestPostgresLog(EventLogContract):
             async with pool.acquire() as conn:
                 while not done.is_set():
                     rows = await conn.fetch(
-                        "SELECT position FROM eventlog.events WHERE position > $1 ORDER BY position",
+                        "SELECT position FROM eventlog.events "
+                        "WHERE position > $1 ORDER BY position",
                         seen_max,
                     )
                     for r in rows:

@@ -35,9 +35,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
-async def log(
-    request: pytest.FixtureRequest, pool: asyncpg.Pool
-) -> AsyncIterator[EventLog]:
+async def log(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIterator[EventLog]:
     if request.param == "kafka":
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         log: EventLog = KafkaLog(bootstrap, topic=f"dlq.{uuid.uuid4().hex}", partitions=1)
@@ -77,4 +75,7 @@ async def test_poison_messages_are_buried_with_reason_and_the_stream_goes_on(
     assert reasons[1] == "unknown event type 'profile.exploded'"
     assert reasons[2] == "key is not the subject"
     assert rows[0]["payload"] == b"{not json"  # the original bytes are kept for replay
-    assert await pool.fetchval("SELECT count(*) FROM profiles WHERE profile_id = $1", stranger.subject) == 0
+    assert (
+        await pool.fetchval("SELECT count(*) FROM profiles WHERE profile_id = $1", stranger.subject)
+        == 0
+    )

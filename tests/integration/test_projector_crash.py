@@ -97,7 +97,9 @@ async def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         kill(first)
         assert 0 < at_kill < TOTAL, "the kill must land mid-stream"
         await publishing
-        second = start_profiles(["projector", "--batch-size", "200"], stage.env, tmp_path / "p2.log")
+        second = start_profiles(
+            ["projector", "--batch-size", "200"], stage.env, tmp_path / "p2.log"
+        )
         try:
             await assert_exactly_once(stage.pool)
         finally:
@@ -110,11 +112,11 @@ async def test_sigkill_mid_stream_then_restart_applies_every_event_once(
 
 def assignments(path: Path) -> list[set[int]]:
     """Partition sets a projector process was assigned, in order, from its JSON log."""
-    found = []
-    for line in path.read_text().splitlines():
-        if '"projector.assigned"' in line:
-            found.append({int(p) for p in json.loads(line)["checkpoints"]})
-    return found
+    return [
+        {int(p) for p in json.loads(line)["checkpoints"]}
+        for line in path.read_text().splitlines()
+        if '"projector.assigned"' in line
+    ]
 
 
 async def test_two_projectors_split_partitions_and_survive_a_sigkill(

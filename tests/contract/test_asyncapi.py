@@ -1,0 +1,17 @@
+"""The AsyncAPI document is generated from the contracts, so it cannot drift from them."""
+
+from __future__ import annotations
+
+from contracts import CANONICAL_TOPIC, CURRENT_VERSIONS
+from services.asyncapi import document
+
+
+def test_asyncapi_describes_the_canonical_topic_and_every_event_type() -> None:
+    doc = document()
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert CANONICAL_TOPIC in addresses
+    schemas = doc["components"]["schemas"]
+    for event_type in CURRENT_VERSIONS:
+        name = "".join(part.capitalize() for part in event_type.split("."))
+        assert schemas[name]["properties"]["type"]["const"] == event_type
