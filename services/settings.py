@@ -43,4 +43,5 @@ class Settings:
             kafka_partitions=int(e.get("PROFILES_KAFKA_PARTITIONS", defaults.kafka_partitions)),
             read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
+            consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
         )

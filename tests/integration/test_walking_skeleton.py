@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import consistency
+from services.eventlog.port import Position
 from services.local._net import free_port
 from services.local.postgres import postgres_running
 from tests.integration.procs import start_profiles, terminate
@@ -87,6 +89,17 @@ async def import_and_read(ingest: str, query: str) -> None:
         assert bad.status_code == 422
         assert bad.json()["errors"] == [{"field": "email", "rule": "email_syntax", "value": "nope"}]
 
+        ahead = await client.get(  # a token the projection cannot reach: bounded wait
+            f"{query}/v1/profiles/{body['profile_id']}",
+            headers={"Consistency-Token": consistency.token([Position(0, 10**12)])},
+        )
+        assert ahead.status_code == 200
+        assert ahead.headers["Consistency"] == "behind"
+        garbage = await client.get(
+            f"{query}/v1/profiles/{body['profile_id']}", headers={"Consistency-Token": "%%%"}
+        )
+        assert garbage.status_code == 400
+
         missing = await client.get(f"{query}/v1/profiles/{uuid.uuid4()}")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
@@ -97,7 +110,7 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     proc = start_profiles(
         ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-        {},
+        {"PROFILES_CONSISTENCY_WAIT": "0.5"},
         tmp_path / "serve.log",
         unset=("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"),
     )
@@ -122,6 +135,7 @@ async def test_distributed_roles_over_kafka(
             "DATABASE_URL": url,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "PROFILES_EVENTS_TOPIC": f"skeleton.{uuid.uuid4().hex}",
+            "PROFILES_CONSISTENCY_WAIT": "0.5",
         }
         ports = free_port(), free_port()
         procs = [
