@@ -14,8 +14,14 @@ from contracts.upcast import upcast
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.json"))
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    # the order ruff's RUF022 keeps: CONSTANTS, then Classes, then functions
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
 def test_public_names_are_sorted_and_exported() -> None:
-    assert contracts.__all__ == sorted(contracts.__all__)
+    assert contracts.__all__ == sorted(contracts.__all__, key=_isort_key)
+    assert len(set(contracts.__all__)) == len(contracts.__all__)
     for name in contracts.__all__:
         assert hasattr(contracts, name)
 
