@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from uuid import UUID
@@ -11,7 +10,7 @@ import asyncpg
 
 from contracts import Event
 from domain.identity import md5_id, xxh_id
-from domain.profile import ProfileState, fold
+from domain.profile import ProfileState, fold_all
 
 NAME = "profiles"
 
@@ -31,17 +30,20 @@ async def load(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Prof
 
 def apply(states: Mapping[UUID, ProfileState], events: Sequence[Event]) -> dict[UUID, ProfileState]:
     """Fold the events into the states; return only the profiles that changed."""
-    current: dict[UUID, ProfileState | None] = dict(states)
+    per_profile: dict[UUID, list[Event]] = {}
+    for event in events:  # grouping keeps each profile's own order
+        per_profile.setdefault(event.subject, []).append(event)
     changed: dict[UUID, ProfileState] = {}
-    for event in events:
-        after = fold(current.get(event.subject), event)
-        if after is not None and after is not current.get(event.subject):
-            current[event.subject] = changed[event.subject] = after
+    for subject, own in per_profile.items():
+        before = states.get(subject)
+        after = fold_all(before, own)
+        if after is not None and after is not before:
+            changed[subject] = after
     return changed
 
 
 async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) -> None:
-    """Upsert the changed profiles in one set-based statement."""
+    """Upsert the changed profiles in one set-based statement (jsonb codec: see runtime)."""
     if not changes:
         return
     s = list(changes.values())
@@ -63,9 +65,9 @@ async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) 
         [x.profile_id for x in s],
         [x.database_id for x in s],
         [x.email for x in s],
-        [json.dumps(x.phones) for x in s],
-        [json.dumps(dict(x.fields)) for x in s],
-        [json.dumps(dict(x.custom)) for x in s],
+        [list(x.phones) for x in s],
+        [dict(x.fields) for x in s],
+        [dict(x.custom) for x in s],
         [x.status for x in s],
         [x.import_mode for x in s],
         [x.created_at for x in s],
@@ -88,8 +90,8 @@ def _state(row: asyncpg.Record) -> ProfileState:
         database_id=row["database_id"],
         email=row["email"],
         phones=tuple(row["phones"]),
-        fields=MappingProxyType(json.loads(row["fields"])),
-        custom=MappingProxyType(json.loads(row["custom"])),
+        fields=MappingProxyType(row["fields"]),
+        custom=MappingProxyType(row["custom"]),
         status=row["status"],
         import_mode=row["import_mode"],
         created_at=row["created_at"],

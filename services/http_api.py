@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -171,8 +170,8 @@ def _view(row: Any) -> ProfileView:
         xxh_id=xxh_id(pid),
         email=row["email"] or placeholder_email(pid),
         phones=tuple(row["phones"]),
-        fields=json.loads(row["fields"]),
-        custom=json.loads(row["custom"]),
+        fields=row["fields"],
+        custom=row["custom"],
         status=row["status"],
         import_mode=row["import_mode"],
         created_at=row["created_at"],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 from projections.migrate import migrate
 from services import identity
@@ -65,10 +66,24 @@ async def open_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, database_url=url, pool=pool, log=log, embedded=embedded)
 
 
+async def jsonb_codec(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as Python values through orjson (several times faster than json)."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
 async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections read and write the read-model schema."""
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=max_size, server_settings={"search_path": f"{schema},public"}
+        url,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public"},
+        init=jsonb_codec,
     )
     assert pool is not None
     return pool
