@@ -7,6 +7,7 @@ from types import MappingProxyType
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from contracts import Event
 from domain.identity import md5_id, xxh_id
@@ -50,9 +51,9 @@ async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) 
     await conn.execute(
         f"""
         INSERT INTO profiles ({_COLUMNS}, md5_id, xxh_id)
-        SELECT u.pid, u.db, u.email, ARRAY(SELECT jsonb_array_elements_text(u.phones)),
+        SELECT u.pid, u.db, u.email, ARRAY(SELECT jsonb_array_elements_text(u.phones::jsonb)),
                u.fields, u.custom, u.status, u.mode, u.created, u.updated, u.version, u.md5, u.xxh
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[],
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
                     $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[],
                     $12::text[], $13::text[])
              AS u(pid, db, email, phones, fields, custom, status, mode, created, updated, version,
@@ -65,7 +66,8 @@ async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) 
         [x.profile_id for x in s],
         [x.database_id for x in s],
         [x.email for x in s],
-        [list(x.phones) for x in s],
+        # text, not jsonb[]: asyncpg would read nested lists as a multi-dimensional array
+        [orjson.dumps(x.phones).decode() for x in s],
         [dict(x.fields) for x in s],
         [dict(x.custom) for x in s],
         [x.status for x in s],

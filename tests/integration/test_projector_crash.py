@@ -64,7 +64,7 @@ def stream() -> list[Event]:
     for step in range(PER_PROFILE):
         for pid in pids:
             if step == 0:
-                events.append(imported(pid, 0, fields={"n": 0}))
+                events.append(imported(pid, 0, phones=("+4711", "+4722"), fields={"n": 0}))
             else:
                 events.append(updated(pid, step, set={"n": step}))
     return events
@@ -79,8 +79,9 @@ async def publish(log: KafkaLog, events: list[Event], chunk: int = 250) -> None:
 async def assert_exactly_once(pool: asyncpg.Pool) -> None:
     """Every event applied once: versions count folds, so a double apply shows as 11."""
     assert await wait_for(pool, APPLIED, lambda n: n == TOTAL, 120) == TOTAL
-    rows = await pool.fetch("SELECT version, fields->>'n' AS n FROM profiles")
+    rows = await pool.fetch("SELECT version, phones, fields->>'n' AS n FROM profiles")
     assert len(rows) == PROFILES
+    assert {tuple(r["phones"]) for r in rows} == {("+4711", "+4722")}
     assert {r["version"] for r in rows} == {PER_PROFILE}
     assert {r["n"] for r in rows} == {str(PER_PROFILE - 1)}  # per-profile order held
     assert await pool.fetchval("SELECT sum(next_offset) FROM checkpoints") == TOTAL

@@ -41,7 +41,11 @@ async def import_and_read(ingest: str, query: str) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
             f"{ingest}/v1/databases/shop/profiles",
-            json={"email": " Ann@Example.com ", "fields": {"first_name": "Ann"}},
+            json={
+                "email": " Ann@Example.com ",
+                "phones": ["+4712345678"],
+                "fields": {"first_name": "Ann"},
+            },
         )
         assert created.status_code == 201, created.text
         body = created.json()
@@ -59,7 +63,11 @@ async def import_and_read(ingest: str, query: str) -> None:
 
         again = await client.post(  # same email, other case: the same profile (R6)
             f"{ingest}/v1/databases/shop/profiles",
-            json={"email": "ANN@example.com", "fields": {"last_name": "Lee"}},
+            json={
+                "email": "ANN@example.com",
+                "phones": ["+4787654321", "+4712345678"],
+                "fields": {"last_name": "Lee"},
+            },
         )
         assert again.status_code == 201
         assert again.json()["profile_id"] == body["profile_id"]
@@ -70,6 +78,7 @@ async def import_and_read(ingest: str, query: str) -> None:
         )
         assert merged.json()["fields"] == {"first_name": "Ann", "last_name": "Lee"}
         assert merged.json()["version"] == 2
+        assert merged.json()["phones"] == ["+4712345678", "+4787654321"]
 
         anonymous = await client.post(f"{ingest}/v1/databases/shop/profiles", json={})
         pid = anonymous.json()["profile_id"]
