@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 
-class ServiceUnavailable(RuntimeError):
+# The name is part of the public API the callers were promised, hence no "Error" suffix.
+class ServiceUnavailable(RuntimeError):  # noqa: N818
     """A local server could not be provided; the message says exactly why."""

