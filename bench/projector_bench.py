@@ -20,13 +20,12 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import aiokafka
@@ -47,6 +46,7 @@ from domain.identity import md5_id, xxh_id
 from projections import profiles
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
+from services.local.scratch import scratch_database
 from services.projector import Projector
 from services.runtime import create_pool
 
@@ -200,29 +200,6 @@ COPY_COLUMNS = (
 
 # ---------------------------------------------------------------------------------------------
 # Servers
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-@asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """Create an empty database, yield its URL, drop it afterwards (as tests/pg.py does)."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(server_url, name)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def delete_topic(bootstrap: str, topic: str) -> None:
@@ -436,7 +413,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
     _say(f"built {len(events)} events and {len(rows)} COPY rows in {_s(began)}")
 
     topic = f"bench.{uuid.uuid4()}"
-    async with fresh_database(database_url) as url:
+    async with scratch_database(database_url, prefix="bench") as url:
         pool = await create_pool(url, SCHEMA)
         log = KafkaLog(bootstrap, topic=topic, partitions=args.partitions)
         try:

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
+from projections.migrate import migrate
+from services.local.scratch import scratch_database
+from services.runtime import create_pool
 
-def with_database(url: str, name: str) -> str:
-    """`url` pointing at database `name`."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+SCHEMA = "read_models"
+
+
+def fresh_database(server_url: str) -> AbstractAsyncContextManager[str]:
+    """An empty database on the server, dropped afterwards."""
+    return scratch_database(server_url, prefix="t")
 
 
 @asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """Create an empty database, yield its URL, drop it afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(server_url, name)
-    finally:
-        admin = await asyncpg.connect(server_url)
+async def migrated_pool(server_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh database whose read-model schema is migrated."""
+    async with fresh_database(server_url) as url:
+        pool = await create_pool(url, SCHEMA)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            async with pool.acquire() as conn:
+                await migrate(conn, SCHEMA)
+            yield pool
         finally:
-            await admin.close()
+            await pool.close()

@@ -16,14 +16,12 @@ import pytest
 
 from contracts import decode
 from projections import profiles
-from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
 from services.eventlog.postgres import PostgresLog
 from services.projector import Projector
-from services.runtime import create_pool
 from tests.factories import imported
-from tests.pg import fresh_database
+from tests.pg import migrated_pool
 
 SCHEMA = "read_models"
 
@@ -130,14 +128,8 @@ class EventLogContract:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with fresh_database(database_url) as url:
-        p = await create_pool(url, SCHEMA)
-        async with p.acquire() as conn:
-            await migrate(conn, SCHEMA)
-        try:
-            yield p
-        finally:
-            await p.close()
+    async with migrated_pool(database_url) as p:
+        yield p
 
 
 @pytest.mark.postgres

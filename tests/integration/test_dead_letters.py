@@ -11,27 +11,21 @@ import pytest
 
 from contracts import encode
 from projections import profiles
-from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
 from services.eventlog.postgres import PostgresLog
 from services.projector import Projector
-from services.runtime import create_pool
 from tests.factories import imported
 from tests.integration.procs import wait_for
-from tests.pg import fresh_database
+from tests.pg import migrated_pool
 
 SCHEMA = "read_models"
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with fresh_database(database_url) as url:
-        p = await create_pool(url, SCHEMA)
-        async with p.acquire() as conn:
-            await migrate(conn, SCHEMA)
+    async with migrated_pool(database_url) as p:
         yield p
-        await p.close()
 
 
 @pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
