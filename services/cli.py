@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 import uvicorn
 
@@ -52,6 +53,7 @@ def _http(
     from services.http_api import create_app
 
     api = create_app(settings, ingest=ingest, query=query, projector=projector)
+    structlog.get_logger(__name__).info("http.listening", url=f"http://{host}:{port}")
     uvicorn.run(api, host=host, port=port, log_level="warning")
 
 

@@ -1,0 +1,49 @@
+"""The checkpoint fence: a runner that lost its partition cannot overwrite newer progress (DESIGN 3)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from projections import checkpoints, profiles
+from projections.batches import Batch, apply_batch
+from tests.factories import imported
+from tests.pg import migrated_pool
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with migrated_pool(database_url) as p:
+        yield p
+
+
+async def test_stale_runner_is_fenced_and_its_batch_rolls_back(pool: asyncpg.Pool) -> None:
+    winner, stale = imported(uuid.uuid4(), 0), imported(uuid.uuid4(), 0)
+    async with pool.acquire() as conn:
+        # Both runners believed partition 0 stood at offset 0; the new owner commits first.
+        await apply_batch(conn, "profiles", "t", Batch([winner], [], {0: (0, 5)}), profiles.project)
+        with pytest.raises(checkpoints.Fenced):
+            await apply_batch(
+                conn, "profiles", "t", Batch([stale], [], {0: (0, 3)}), profiles.project
+            )
+        assert await checkpoints.load(conn, "profiles", "t", [0, 1]) == {0: 5, 1: 0}
+        ids = {r["profile_id"] for r in await conn.fetch("SELECT profile_id FROM profiles")}
+        assert ids == {winner.subject}  # nothing of the fenced batch was written
+        applied = await conn.fetchval("SELECT count(*) FROM applied_events")
+        assert applied == 1
+
+
+async def test_advance_moves_only_from_the_expected_offset(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await checkpoints.advance(conn, "p", "t", {0: (0, 10), 1: (0, 4)})
+        await checkpoints.advance(conn, "p", "t", {0: (10, 20)})
+        with pytest.raises(checkpoints.Fenced):
+            await checkpoints.advance(conn, "p", "t", {0: (10, 30)})
+        with pytest.raises(checkpoints.Fenced):  # a partition never stored cannot start past 0
+            await checkpoints.advance(conn, "p", "t", {2: (7, 9)})
+        assert await checkpoints.load(conn, "p", "t", [0, 1, 2]) == {0: 20, 1: 4, 2: 0}
