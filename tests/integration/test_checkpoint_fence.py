@@ -1,4 +1,4 @@
-"""The checkpoint fence: a runner that lost its partition cannot overwrite newer progress (DESIGN 3)."""
+"""The checkpoint fence: a runner that lost its partition cannot overwrite newer progress."""
 
 from __future__ import annotations
 
