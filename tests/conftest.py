@@ -19,6 +19,7 @@ from services.local import (
     stop_postgres,
 )
 from services.local import docker as containers
+from services.local._net import pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 PG_DIR = REPO / ".services" / "test-pg"
@@ -54,21 +55,11 @@ def _users(data_dir: Path) -> Iterator[set[int]]:
         handle.seek(0)
         pids = {int(word) for word in handle.read().split() if word.isdigit()}
         # Sessions that died without their teardown (SIGKILL) no longer hold the server.
-        users = {pid for pid in pids if _alive(pid)}
+        users = {pid for pid in pids if pid_alive(pid)}
         yield users
         handle.seek(0)
         handle.truncate()
         handle.write("".join(f"{pid}\n" for pid in sorted(users)))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _local(

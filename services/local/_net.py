@@ -6,8 +6,13 @@ import contextlib
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from services.local.errors import ServiceUnavailable
 
 LOCALHOST = "127.0.0.1"
 
@@ -96,3 +101,29 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_tool(args: Sequence[str], *, what: str, cwd: Path, timeout: float, **popen: Any) -> str:
+    """Run a tool to completion and return its output; any failure becomes ServiceUnavailable."""
+    # A file, not a pipe: a chatty tool cannot block on a full pipe, and the postmaster that
+    # pg_ctl forks would otherwise keep a pipe open forever.
+    with tempfile.TemporaryFile("w+") as output:
+        try:
+            subprocess.run(
+                list(args),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                timeout=timeout,
+                check=True,
+                text=True,
+                **popen,
+            )
+        except FileNotFoundError as err:
+            raise ServiceUnavailable(f"{what}: {args[0]} not found: {err}") from err
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            output.seek(0)
+            raise ServiceUnavailable(f"{what} failed: {err}\n{output.read()}") from err
+        output.seek(0)
+        return output.read()

@@ -10,8 +10,6 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -27,6 +25,7 @@ from services.local._net import (
     pid_alive,
     port_is_free,
     read_int,
+    run_tool,
     write_int,
 )
 from services.local.errors import ServiceUnavailable
@@ -354,27 +353,7 @@ def _java() -> str:
 
 
 def _run(args: Sequence[str], *, cwd: Path, what: str, timeout: float = 120.0) -> str:
-    """Run a tool to completion and return its output; failures become ServiceUnavailable."""
-    # A file, not a pipe, so a chatty tool can never block on a full pipe buffer.
-    with tempfile.TemporaryFile("w+") as output:
-        try:
-            subprocess.run(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                timeout=timeout,
-                check=True,
-                text=True,
-            )
-        except FileNotFoundError as err:
-            raise ServiceUnavailable(f"{what}: {args[0]} not found: {err}") from err
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-            output.seek(0)
-            raise ServiceUnavailable(f"{what} failed: {err}\n{output.read()}") from err
-        output.seek(0)
-        return output.read()
+    return run_tool(args, what=what, cwd=cwd, timeout=timeout)
 
 
 def _resource(name: str) -> str:

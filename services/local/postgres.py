@@ -6,7 +6,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 import time
 import warnings
@@ -24,6 +23,7 @@ from services.local._net import (
     pid_alive,
     port_is_free,
     read_int,
+    run_tool,
     write_int,
 )
 from services.local.errors import ServiceUnavailable
@@ -249,31 +249,17 @@ def _run(
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["LC_ALL"] = "C"
     group = pwd.getpwnam(user).pw_gid if user is not None else None
-    # A file, not a pipe: the postmaster that pg_ctl forks would keep a pipe open forever.
-    with tempfile.TemporaryFile("w+") as output:
-        try:
-            subprocess.run(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                user=user,
-                group=group,
-                extra_groups=[] if user is not None else None,
-                start_new_session=True,
-                timeout=timeout,
-                check=True,
-                text=True,
-            )
-        except FileNotFoundError as err:
-            raise ServiceUnavailable(f"{args[0]} not found: {err}") from err
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-            output.seek(0)
-            raise ServiceUnavailable(f"{' '.join(args)} failed: {err}\n{output.read()}") from err
-        output.seek(0)
-        return output.read()
+    return run_tool(
+        args,
+        what=" ".join(args),
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+        user=user,
+        group=group,
+        extra_groups=[] if user is not None else None,
+        start_new_session=True,
+    )
 
 
 def _postmaster(data_dir: Path) -> tuple[int, int, str] | None:
