@@ -29,6 +29,11 @@ async def load(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Prof
     return {r["profile_id"]: _state(r) for r in rows}
 
 
+async def get(conn: asyncpg.Connection, profile_id: UUID) -> ProfileState | None:
+    """One profile as the read model holds it, or None."""
+    return (await load(conn, (profile_id,))).get(profile_id)
+
+
 def apply(states: Mapping[UUID, ProfileState], events: Sequence[Event]) -> dict[UUID, ProfileState]:
     """Fold the events into the states; return only the profiles that changed."""
     per_profile: dict[UUID, list[Event]] = {}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from projections import checkpoints
 from services.eventlog.port import Position
 
 
@@ -38,15 +39,8 @@ async def wait(
     deadline = time.monotonic() + bound
     while True:
         async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT partition, next_offset FROM checkpoints "
-                "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])",
-                projection,
-                topic,
-                list(positions),
-            )
-        reached = {r["partition"]: r["next_offset"] for r in rows}
-        if all(reached.get(p, 0) > offset for p, offset in positions.items()):
+            reached = await checkpoints.load(conn, projection, topic, list(positions))
+        if all(reached[p] > offset for p, offset in positions.items()):
             return True
         if time.monotonic() >= deadline:
             return False

@@ -24,6 +24,7 @@ from contracts.api import (
 )
 from domain.errors import ValidationError
 from domain.identity import md5_id, normalise_email, placeholder_email, xxh_id
+from domain.profile import ProfileState
 from projections import profiles
 from services import asyncapi, consistency, identity
 from services.projector import Projector
@@ -151,32 +152,32 @@ def _query_router() -> APIRouter:
                 rt.pool, profiles.NAME, rt.log.topic, positions, rt.settings.consistency_wait
             )
         async with rt.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM profiles WHERE profile_id = $1", profile_id)
-        if row is None:
+            state = await profiles.get(conn, profile_id)
+        if state is None:
             return problem(404, "Profile not found")
-        view = _view(row)
+        view = _view(state)
         headers = {} if caught_up else {"Consistency": "behind"}
         return JSONResponse(view.model_dump(mode="json"), headers=headers)
 
     return router
 
 
-def _view(row: Any) -> ProfileView:
-    pid: UUID = row["profile_id"]
+def _view(state: ProfileState) -> ProfileView:
+    pid = state.profile_id
     return ProfileView(
         profile_id=pid,
-        database_id=row["database_id"],
+        database_id=state.database_id,
         md5_id=md5_id(pid),
         xxh_id=xxh_id(pid),
-        email=row["email"] or placeholder_email(pid),
-        phones=tuple(row["phones"]),
-        fields=row["fields"],
-        custom=row["custom"],
-        status=row["status"],
-        import_mode=row["import_mode"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
+        email=state.email or placeholder_email(pid),
+        phones=state.phones,
+        fields=dict(state.fields),
+        custom=dict(state.custom),
+        status=state.status,
+        import_mode=state.import_mode,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        version=state.version,
     )
 
 

@@ -127,3 +127,12 @@ def run_tool(args: Sequence[str], *, what: str, cwd: Path, timeout: float, **pop
             raise ServiceUnavailable(f"{what} failed: {err}\n{output.read()}") from err
         output.seek(0)
         return output.read()
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last lines of a server log, for error messages; "(no log)" when unreadable."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

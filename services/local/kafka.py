@@ -26,6 +26,7 @@ from services.local._net import (
     port_is_free,
     read_int,
     run_tool,
+    tail,
     write_int,
 )
 from services.local.errors import ServiceUnavailable
@@ -366,8 +367,4 @@ def _escape(value: str) -> str:
 
 
 def _tail(data_dir: Path, lines: int = 60) -> str:
-    try:
-        text = (data_dir / "kafka.log").read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return tail(data_dir / "kafka.log", lines)

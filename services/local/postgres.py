@@ -24,6 +24,7 @@ from services.local._net import (
     port_is_free,
     read_int,
     run_tool,
+    tail,
     write_int,
 )
 from services.local.errors import ServiceUnavailable
@@ -286,8 +287,4 @@ def _quote(value: str) -> str:
 
 
 def _tail(data_dir: Path, lines: int = 40) -> str:
-    try:
-        text = (data_dir / "postgres.log").read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return tail(data_dir / "postgres.log", lines)
