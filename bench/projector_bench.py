@@ -43,7 +43,7 @@ from contracts import (
     ProfileUpdatedData,
 )
 from domain.identity import md5_id, xxh_id
-from projections import profiles
+from projections import read_models
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.local.scratch import scratch_database
@@ -340,7 +340,9 @@ async def run_projector(
 ) -> tuple[float, float, int]:
     """Run the profiles projector until `expected` events are applied and checkpointed."""
     watched = _FirstRecordLog(log)
-    projector = Projector(pool, watched, profiles.NAME, profiles.project, batch_size=batch_size)
+    projector = Projector(
+        pool, watched, read_models.NAME, read_models.project, batch_size=batch_size
+    )
     stop = asyncio.Event()
     began = time.perf_counter()
     task = asyncio.create_task(projector.run(stop))

@@ -3,22 +3,73 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from contracts.database_events import FieldTypeName
+from contracts.profile_events import GlobalStatus
+
+MAX_BATCH_ITEMS = 1000
+DATABASE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class CreateDatabaseRequest(_Body):
+    """A new database of profiles (R1)."""
+
+    database_id: str = Field(pattern=DATABASE_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class FieldSpec(_Body):
+    """A custom field (R3); `options` (Enum only) as a list or as one comma-separated line."""
+
+    name: str = Field(min_length=1, max_length=63)
+    type: FieldTypeName
+    options: list[str] | str | None = None
+    unique: bool = Field(default=False, description="Identifies profiles (Number, Line, IP).")
+
+
+class StandardFieldView(_Body):
+    """A standard field of every database (R2) and the tab it shows on."""
+
+    name: str
+    group: str
+    type: str
+    options: tuple[str, ...] = ()
+
+
+class DatabaseView(_Body):
+    """A database and its structure: custom fields in order, and the standard fields."""
+
+    database_id: str
+    name: str
+    created_at: datetime
+    fields: tuple[FieldSpec, ...]
+    standard_fields: tuple[StandardFieldView, ...]
+
+
 class ImportProfileRequest(_Body):
-    """One profile to create, or to update when its email already belongs to a profile."""
+    """One profile to create or update (R3-R6, R21).
+
+    It updates the profile its `profile_id` / `md5_id` / `xxh_id`, email, phones or unique custom
+    fields identify; when they identify two different profiles it is a conflict (R6).
+    """
 
     email: str | None = Field(default=None, max_length=254)
-    phones: tuple[str, ...] = ()
-    fields: dict[str, JsonValue] = Field(default_factory=dict)
-    custom: dict[str, JsonValue] = Field(default_factory=dict)
+    phones: tuple[str, ...] = Field(default=(), max_length=20)
+    fields: dict[str, JsonValue] = Field(default_factory=dict, description="Standard fields.")
+    custom: dict[str, JsonValue] = Field(default_factory=dict, description="Custom fields.")
+    status: GlobalStatus | None = Field(default=None, description="Global status to set (R7).")
+    profile_id: UUID | None = None
+    md5_id: str | None = Field(default=None, max_length=32)
+    xxh_id: str | None = Field(default=None, max_length=16)
+    geo: bool = Field(default=True, description="Locate `reg_ip` into reg_country/reg_city (R21).")
 
 
 class ImportProfileResponse(_Body):
@@ -26,7 +77,84 @@ class ImportProfileResponse(_Body):
 
     profile_id: UUID
     created: bool
+    suppressed: bool = Field(
+        default=False, description="The email is on the suppression list: not sendable (R8)."
+    )
     consistency_token: str
+
+
+class BatchImportRequest(_Body):
+    """Up to 1,000 profiles; one bad item does not reject the others."""
+
+    items: list[ImportProfileRequest] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class BatchItemResult(_Body):
+    """The outcome of one item of a batch, by its position."""
+
+    index: int
+    outcome: Literal["created", "updated", "rejected"]
+    profile_id: UUID | None = None
+    suppressed: bool = False
+    errors: tuple[FieldError, ...] = ()
+
+
+class BatchImportResponse(_Body):
+    """A result per item, counts, and a token covering every accepted item."""
+
+    results: tuple[BatchItemResult, ...]
+    created: int
+    updated: int
+    rejected: int
+    consistency_token: str
+
+
+class UpdateProfileRequest(_Body):
+    """Functional updates of one profile; a null in `fields`/`custom` unsets that field."""
+
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+    custom: dict[str, JsonValue] = Field(default_factory=dict)
+    increment: dict[str, int | float] = Field(
+        default_factory=dict, description="Add to custom Number/Float fields."
+    )
+    tags_add: dict[str, list[str]] = Field(default_factory=dict)
+    tags_remove: dict[str, list[str]] = Field(default_factory=dict)
+    email: str | None = Field(
+        default=None, max_length=254, description="New email; an explicit null removes it."
+    )
+    phones_add: tuple[str, ...] = ()
+    phones_remove: tuple[str, ...] = ()
+
+
+class StatusRequest(_Body):
+    """A new global status (R7)."""
+
+    status: GlobalStatus
+
+
+class WriteResponse(_Body):
+    """An accepted write; pass the token as `Consistency-Token` to read it back."""
+
+    profile_id: UUID
+    consistency_token: str
+
+
+class ContactTab(_Body):
+    """The identifying contacts (R6)."""
+
+    email: str = Field(description="The email, or `<profile_id>@localhost` when there is none.")
+    phones: tuple[str, ...]
+
+
+class ProfileTabs(_Body):
+    """A profile's values grouped as the reference's tabs (R2)."""
+
+    main: dict[str, JsonValue]
+    personal: dict[str, JsonValue]
+    contact: ContactTab
+    reg: dict[str, JsonValue]
+    tracked: dict[str, JsonValue]
+    additional: dict[str, JsonValue] = Field(description="Custom fields of the database.")
 
 
 class ProfileView(_Body):
@@ -38,9 +166,10 @@ class ProfileView(_Body):
     xxh_id: str
     email: str = Field(description="The email, or `<profile_id>@localhost` when there is none.")
     phones: tuple[str, ...]
-    fields: dict[str, JsonValue]
-    custom: dict[str, JsonValue]
-    status: str
+    fields: dict[str, JsonValue] = Field(description="Standard fields, flat.")
+    custom: dict[str, JsonValue] = Field(description="Custom fields, flat.")
+    tabs: ProfileTabs
+    status: GlobalStatus
     import_mode: str | None
     created_at: datetime
     updated_at: datetime

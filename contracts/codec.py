@@ -7,12 +7,35 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from contracts.profile_events import ProfileImported, ProfileUpdated
+from contracts.database_events import DatabaseCreated, FieldAdded, FieldRemoved
+from contracts.profile_events import (
+    ProfileDeleted,
+    ProfileImported,
+    ProfileStatusChanged,
+    ProfileUpdated,
+)
 from contracts.upcast import upcast
 
-Event = Annotated[ProfileImported | ProfileUpdated, Field(discriminator="type")]
+Event = Annotated[
+    ProfileImported
+    | ProfileUpdated
+    | ProfileStatusChanged
+    | ProfileDeleted
+    | DatabaseCreated
+    | FieldAdded
+    | FieldRemoved,
+    Field(discriminator="type"),
+]
 
-EVENT_CLASSES: Final = (ProfileImported, ProfileUpdated)
+EVENT_CLASSES: Final = (
+    ProfileImported,
+    ProfileUpdated,
+    ProfileStatusChanged,
+    ProfileDeleted,
+    DatabaseCreated,
+    FieldAdded,
+    FieldRemoved,
+)
 CURRENT_VERSIONS: Final[dict[str, int]] = {
     cls.model_fields["type"].default: cls.model_fields["schema_version"].default
     for cls in EVENT_CLASSES

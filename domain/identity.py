@@ -1,8 +1,9 @@
-"""Identity rules (R4-R6): derived identifiers and email normalisation."""
+"""Identity rules (R4-R6): derived identifiers, email and phone normalisation."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from uuid import UUID
 
 import xxhash
@@ -32,3 +33,17 @@ def normalise_email(raw: str) -> str:
     if not local or "." not in domain or " " in email or len(email) > 254:
         raise ValidationError([Violation("email", "email_syntax", raw)])
     return email
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s\-.()]")
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def normalise_phone(raw: str) -> str:
+    """A phone in E.164 (R6): punctuation dropped, a leading 00 read as +; the + is required."""
+    phone = _PHONE_PUNCTUATION.sub("", raw)
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    if not _E164.fullmatch(phone):
+        raise ValidationError([Violation("phones", "phone_e164", raw)])
+    return phone

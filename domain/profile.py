@@ -9,7 +9,13 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
-from contracts import Event, ProfileImported, ProfileUpdated
+from contracts import (
+    Event,
+    ProfileDeleted,
+    ProfileImported,
+    ProfileStatusChanged,
+    ProfileUpdated,
+)
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -29,6 +35,7 @@ class ProfileState:
     status: str = "subscribed"
     import_mode: str | None = None
     version: int = 0
+    located: frozenset[str] = frozenset()  # fields whose value came from an IP, not a person
 
 
 def fold(state: ProfileState | None, event: Event) -> ProfileState | None:
@@ -37,17 +44,23 @@ def fold(state: ProfileState | None, event: Event) -> ProfileState | None:
 
 
 def fold_all(state: ProfileState | None, events: Iterable[Event]) -> ProfileState | None:
-    """Apply events in order, all to one profile.
+    """Apply events in order, all to one profile; None once it is deleted (R26).
 
     A private mutable draft takes the events and is frozen once at the end: a batch touching a
     profile ten times costs one state, not ten copies (the projector's hot path).
     """
     draft = _Draft.of(state)
     for event in events:
+        if draft.deleted:
+            break  # a deleted profile is gone for good (R4: its id is never reused)
         if isinstance(event, ProfileImported):
             draft.imported(event)
         elif isinstance(event, ProfileUpdated):
             draft.updated(event)
+        elif isinstance(event, ProfileStatusChanged):
+            draft.status_changed(event)
+        elif isinstance(event, ProfileDeleted):
+            draft.deleted = True
     return draft.freeze(state)
 
 
@@ -58,20 +71,26 @@ class _Draft:
         "base",
         "changed",
         "custom",
+        "deleted",
         "email",
         "fields",
         "last_time",
+        "located",
         "mode",
         "phones",
+        "status",
         "version",
     )
 
     def __init__(self, base: ProfileState | None) -> None:
         self.base = base
         self.changed = False
+        self.deleted = False
+        self.status = base.status if base else "subscribed"
         self.email = base.email if base else None
         self.phones: dict[str, None] = dict.fromkeys(base.phones) if base else {}
         self.fields: dict[str, Any] = dict(base.fields) if base else {}
+        self.located: set[str] = set(base.located) if base else set()
         self.custom: dict[str, Any] = dict(base.custom) if base else {}
         self.mode = base.import_mode if base else None
         self.last_time = base.updated_at if base else None
@@ -95,7 +114,11 @@ class _Draft:
             self.email = data.email
         self.phones.update(dict.fromkeys(data.phones))
         _merge(self.fields, data.fields, ())
+        self.located.difference_update(data.fields)
+        self.locate(data.located)
         _merge(self.custom, data.custom, ())
+        if data.status is not None:
+            self.status = data.status
         self.mode = data.import_mode
         self._touch(event)
 
@@ -104,7 +127,36 @@ class _Draft:
             return  # an update of a profile never imported has nothing to change
         data = event.data
         _merge(self.fields, data.set, data.unset)
+        self.located.difference_update(data.set)
+        self.located.difference_update(data.unset)
         _merge(self.custom, data.custom_set, data.custom_unset)
+        for name, amount in data.increment.items():
+            current = self.custom.get(name)
+            self.custom[name] = (current if isinstance(current, int | float) else 0) + amount
+        for name, tags in data.tags_add.items():
+            self.custom[name] = list(dict.fromkeys([*_tags(self.custom.get(name)), *tags]))
+        for name, tags in data.tags_remove.items():
+            self.custom[name] = [t for t in _tags(self.custom.get(name)) if t not in tags]
+        if data.email is not None:
+            self.email = data.email
+        elif data.email_removed:
+            self.email = None
+        self.phones.update(dict.fromkeys(data.phones_add))
+        for phone in data.phones_remove:
+            self.phones.pop(phone, None)
+        self._touch(event)
+
+    def locate(self, located: Mapping[str, Any]) -> None:
+        """Fill location fields from an IP, but never over a value a person set (R21)."""
+        for name, value in located.items():
+            if name not in self.fields or name in self.located:
+                self.fields[name] = value
+                self.located.add(name)
+
+    def status_changed(self, event: ProfileStatusChanged) -> None:
+        if self.base is None:
+            return
+        self.status = event.data.status
         self._touch(event)
 
     def _touch(self, event: Event) -> None:
@@ -114,6 +166,8 @@ class _Draft:
         self.changed = True
 
     def freeze(self, original: ProfileState | None) -> ProfileState | None:
+        if self.deleted:
+            return None
         if not self.changed or self.base is None or self.last_time is None:
             return original
         return replace(
@@ -121,8 +175,10 @@ class _Draft:
             email=self.email,
             phones=tuple(self.phones),
             fields=MappingProxyType(self.fields),
+            located=frozenset(self.located),
             custom=MappingProxyType(self.custom),
             import_mode=self.mode,
+            status=self.status,
             updated_at=self.last_time,
             version=self.version,
         )
@@ -135,3 +191,7 @@ def _merge(target: dict[str, Any], updates: Mapping[str, Any], removed: Iterable
     for name, value in updates.items():
         if value is None:
             del target[name]
+
+
+def _tags(value: Any) -> list[str]:
+    return [str(t) for t in value] if isinstance(value, list) else []

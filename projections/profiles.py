@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import MappingProxyType
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 import orjson
 
-from contracts import Event
+from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
 from domain.identity import md5_id, xxh_id
 from domain.profile import ProfileState, fold_all
 
@@ -17,56 +20,129 @@ NAME = "profiles"
 
 _COLUMNS = (
     "profile_id, database_id, email, phones, fields, custom, status, import_mode, "
-    "created_at, updated_at, version"
+    "created_at, updated_at, version, located"
 )
+_P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
+PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
+Lookup = Literal["md5", "xxh", "email", "phone"]
 
 
-async def load(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, ProfileState]:
-    """The stored state of the given profiles, in one query."""
+@dataclass(frozen=True)
+class Loaded:
+    """Stored profiles of a batch, and the ids among them that were deleted."""
+
+    profiles: Mapping[UUID, ProfileState]
+    tombstones: frozenset[UUID] = frozenset()
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a batch changed: profiles to upsert, and profiles deleted with when."""
+
+    upserts: Mapping[UUID, ProfileState]
+    deletions: Mapping[UUID, datetime] = field(default_factory=dict)
+
+
+async def load(conn: asyncpg.Connection, ids: Iterable[UUID]) -> Loaded:
+    """The stored state of the given profiles and which of them are deleted, in one query."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM profiles WHERE profile_id = ANY($1::uuid[])", list(ids)
+        f"SELECT u.id AS wanted, t.profile_id IS NOT NULL AS tombstone, {_P_COLUMNS} "
+        "FROM unnest($1::uuid[]) AS u(id) "
+        "LEFT JOIN profiles p ON p.profile_id = u.id "
+        "LEFT JOIN profile_tombstones t ON t.profile_id = u.id "
+        "WHERE p.profile_id IS NOT NULL OR t.profile_id IS NOT NULL",
+        list(ids),
     )
-    return {r["profile_id"]: _state(r) for r in rows}
+    states = {r["profile_id"]: _state(r) for r in rows if r["profile_id"] is not None}
+    return Loaded(states, frozenset(r["wanted"] for r in rows if r["tombstone"]))
 
 
 async def get(conn: asyncpg.Connection, profile_id: UUID) -> ProfileState | None:
-    """One profile as the read model holds it, or None."""
-    return (await load(conn, (profile_id,))).get(profile_id)
+    """One profile as reads show it (removed custom fields filtered out, R1), or None."""
+    return await _find(conn, "p.profile_id = $1", profile_id)
 
 
-def apply(states: Mapping[UUID, ProfileState], events: Sequence[Event]) -> dict[UUID, ProfileState]:
-    """Fold the events into the states; return only the profiles that changed."""
+async def find(
+    conn: asyncpg.Connection, by: Lookup, value: str, database_id: str | None
+) -> ProfileState | None:
+    """A profile by MD5 or XXH id (R5), or by email or phone within a database (R6)."""
+    if by == "md5":
+        return await _find(conn, "p.md5_id = $1", value)
+    if by == "xxh":
+        return await _find(conn, "p.xxh_id = $1", value)
+    if by == "email":
+        return await _find(conn, "p.database_id = $2 AND p.email = $1", value, database_id)
+    return await _find(conn, "p.database_id = $2 AND p.phones @> ARRAY[$1]", value, database_id)
+
+
+async def _find(conn: asyncpg.Connection, where: str, *args: object) -> ProfileState | None:
+    row = await conn.fetchrow(
+        f"SELECT {_P_COLUMNS}, ARRAY(SELECT f.name FROM database_fields f "
+        "  WHERE f.database_id = p.database_id AND NOT f.removed) AS active "
+        f"FROM profiles p WHERE {where} LIMIT 1",
+        *args,
+    )
+    if row is None:
+        return None
+    state = _state(row)
+    active = set(row["active"])
+    custom = {k: v for k, v in state.custom.items() if k in active}
+    return replace(state, custom=MappingProxyType(custom))
+
+
+def apply(states: Loaded, events: Sequence[Event]) -> Changes:
+    """Fold the events into the states; return only what changed (None = deleted, R26)."""
     per_profile: dict[UUID, list[Event]] = {}
     for event in events:  # grouping keeps each profile's own order
-        per_profile.setdefault(event.subject, []).append(event)
-    changed: dict[UUID, ProfileState] = {}
+        if isinstance(event, PROFILE_EVENTS) and event.subject not in states.tombstones:
+            per_profile.setdefault(event.subject, []).append(event)
+    upserts: dict[UUID, ProfileState] = {}
+    deletions: dict[UUID, datetime] = {}
     for subject, own in per_profile.items():
-        before = states.get(subject)
+        before = states.profiles.get(subject)
         after = fold_all(before, own)
-        if after is not None and after is not before:
-            changed[subject] = after
-    return changed
+        if after is None and isinstance(own[-1], ProfileDeleted):
+            deletions[subject] = own[-1].time
+        elif after is not None and after is not before:
+            upserts[subject] = after
+    return Changes(upserts, deletions)
 
 
-async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) -> None:
-    """Upsert the changed profiles in one set-based statement (jsonb codec: see runtime)."""
-    if not changes:
-        return
-    s = list(changes.values())
+async def write(conn: asyncpg.Connection, changes: Changes) -> None:
+    """Delete and upsert the changed profiles, set-based (jsonb codec: see runtime)."""
+    if changes.deletions:
+        await _delete(conn, changes.deletions)
+    if changes.upserts:
+        await _upsert(conn, list(changes.upserts.values()))
+
+
+async def _delete(conn: asyncpg.Connection, deletions: Mapping[UUID, datetime]) -> None:
+    await conn.execute(
+        "WITH gone AS (DELETE FROM profiles WHERE profile_id = ANY($1::uuid[])) "
+        "INSERT INTO profile_tombstones (profile_id, deleted_at) "
+        "SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) ON CONFLICT DO NOTHING",
+        list(deletions),
+        list(deletions.values()),
+    )
+
+
+async def _upsert(conn: asyncpg.Connection, s: list[ProfileState]) -> None:
     await conn.execute(
         f"""
         INSERT INTO profiles ({_COLUMNS}, md5_id, xxh_id)
         SELECT u.pid, u.db, u.email, ARRAY(SELECT jsonb_array_elements_text(u.phones::jsonb)),
-               u.fields, u.custom, u.status, u.mode, u.created, u.updated, u.version, u.md5, u.xxh
+               u.fields, u.custom, u.status, u.mode, u.created, u.updated, u.version,
+               ARRAY(SELECT jsonb_array_elements_text(u.located::jsonb)), u.md5, u.xxh
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
                     $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[],
-                    $12::text[], $13::text[])
+                    $12::text[], $13::text[], $14::text[])
              AS u(pid, db, email, phones, fields, custom, status, mode, created, updated, version,
-                  md5, xxh)
+                  md5, xxh, located)
         ON CONFLICT (profile_id) DO UPDATE SET
             email = excluded.email, phones = excluded.phones, fields = excluded.fields,
             custom = excluded.custom, status = excluded.status, import_mode = excluded.import_mode,
-            updated_at = excluded.updated_at, version = excluded.version
+            updated_at = excluded.updated_at, version = excluded.version,
+            located = excluded.located
         """,
         [x.profile_id for x in s],
         [x.database_id for x in s],
@@ -82,13 +158,15 @@ async def write(conn: asyncpg.Connection, changes: Mapping[UUID, ProfileState]) 
         [x.version for x in s],
         [md5_id(x.profile_id) for x in s],
         [xxh_id(x.profile_id) for x in s],
+        [orjson.dumps(sorted(x.located)).decode() for x in s],
     )
 
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Load, fold and write one batch: three round trips whatever its size."""
-    states = await load(conn, {e.subject for e in events})
-    await write(conn, apply(states, events))
+    subjects = {e.subject for e in events if isinstance(e, PROFILE_EVENTS)}
+    if subjects:
+        await write(conn, apply(await load(conn, subjects), events))
 
 
 def _state(row: asyncpg.Record) -> ProfileState:
@@ -104,4 +182,17 @@ def _state(row: asyncpg.Record) -> ProfileState:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
+        located=frozenset(row["located"]),
     )
+
+
+async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, object] | None:
+    """The stored row of a profile, every column, for a personal data export (R27)."""
+    row = await conn.fetchrow("SELECT * FROM profiles WHERE profile_id = $1", profile_id)
+    return None if row is None else {k: _plain(v) for k, v in row.items()}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, UUID | datetime):
+        return str(value) if isinstance(value, UUID) else value.isoformat()
+    return value

@@ -14,7 +14,8 @@ import structlog
 import typer
 import uvicorn
 
-from projections import profiles
+from projections import read_models
+from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import Projector
 from services.runtime import open_runtime
@@ -23,6 +24,7 @@ from services.settings import Settings
 app = typer.Typer(
     help="Subscriber Profiles: event-sourced subscriber profiles.", no_args_is_help=True
 )
+app.add_typer(keys_app, name="keys")
 
 DatabaseUrl = Annotated[
     str | None, typer.Option(envvar="DATABASE_URL", help="PostgreSQL URL; unset: embedded.")
@@ -118,7 +120,7 @@ async def _project(settings: Settings, batch_size: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await Projector(
-            rt.pool, rt.log, profiles.NAME, profiles.project, batch_size=batch_size
+            rt.pool, rt.log, read_models.NAME, read_models.project, batch_size=batch_size
         ).run(stop)
     finally:
         await rt.close()

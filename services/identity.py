@@ -1,48 +1,296 @@
-"""Identity claims in PostgreSQL: one profile per (database, email), whoever asks first (R6)."""
+"""Identity resolution at ingest (R4-R6, R8): which profile an import is about, decided once.
+
+Claims live in `ingest.identities` behind a primary key, so two clients importing one new email at
+the same time cannot both create a profile: the loser's insert conflicts, its transaction rolls
+back, and the retry finds the winner's claim (R6). A batch resolves in a handful of set-based
+statements, in order: a later item sees what an earlier one claimed.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
-_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS ingest;
-CREATE TABLE IF NOT EXISTS ingest.identities (
-    database_id text NOT NULL,
-    kind        text NOT NULL,
-    value       text NOT NULL,
-    profile_id  uuid NOT NULL,
-    PRIMARY KEY (database_id, kind, value)
-);
-CREATE INDEX IF NOT EXISTS identities_profile ON ingest.identities (profile_id);
-"""
+from domain.errors import Violation
+from domain.identity import md5_id, xxh_id
+
+RefKind = Literal["profile_id", "md5_id", "xxh_id"]
+Key = tuple[str, str]  # (kind, value): ("email", …), ("phone", …), ("field:<name>", …)
+MULTI_VALUED = frozenset({"phone"})
+_ATTEMPTS = 8
 
 
-async def install(conn: asyncpg.Connection) -> None:
-    """Create the identity table if it is missing."""
+@dataclass(frozen=True)
+class Claim:
+    """What one import identifies itself by: an explicit reference and/or identifying values."""
+
+    keys: tuple[Key, ...] = ()
+    ref: tuple[RefKind, str] | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The profile an import goes to, and whether the import creates it."""
+
+    profile_id: UUID
+    created: bool
+
+
+Resolution = Resolved | list[Violation]
+
+
+class _LostRaceError(Exception):
+    """A concurrent transaction claimed a key first: resolve the whole batch again."""
+
+
+async def resolve(
+    conn: asyncpg.Connection, database_id: str, claims: Sequence[Claim]
+) -> list[Resolution]:
+    """Resolve and record the claims of a batch atomically; a result per claim, in order."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            async with conn.transaction():
+                return await _resolve_once(conn, database_id, claims)
+        except (_LostRaceError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _resolve_once(
+    conn: asyncpg.Connection, database_id: str, claims: Sequence[Claim]
+) -> list[Resolution]:
+    plan = _Plan(database_id)
+    keys = sorted({k for c in claims for k in c.keys})
+    plan.owners = await _owners(conn, database_id, keys)
+    plan.refs = await _refs(conn, [c.ref for c in claims if c.ref is not None])
+    known = set(plan.owners.values()) | {pid for pid, _ in plan.refs.values()}
+    plan.singles = await _singles(conn, known)
+    results = [plan.decide(claim) for claim in claims]
+    await plan.write(conn)
+    return results
+
+
+class _Plan:
+    """The in-memory view of the claims a batch touches, and the writes it decided."""
+
+    def __init__(self, database_id: str) -> None:
+        self.database_id = database_id
+        self.owners: dict[Key, UUID] = {}
+        self.refs: dict[tuple[RefKind, str], tuple[UUID, str]] = {}
+        self.singles: dict[UUID, dict[str, str]] = {}
+        self.inserts: dict[Key, UUID] = {}
+        self.releases: set[tuple[str, str, UUID]] = set()
+        self.created: list[UUID] = []
+
+    def decide(self, claim: Claim) -> Resolution:
+        matches: dict[UUID, str] = {}
+        if claim.ref is not None:
+            hit = self.refs.get(claim.ref)
+            if hit is None or hit[1] != self.database_id:
+                return [Violation(claim.ref[0], "profile_not_found", claim.ref[1])]
+            matches[hit[0]] = claim.ref[0]
+        for key in claim.keys:
+            owner = self.owners.get(key)
+            if owner is not None:
+                matches.setdefault(owner, _label(key))
+        if len(matches) > 1:
+            return [Violation("identity", "identity_conflict", sorted(matches.values()))]
+        if matches:
+            profile_id, created = next(iter(matches)), False
+        else:
+            profile_id, created = uuid.uuid4(), True
+            self.created.append(profile_id)
+        for key in claim.keys:
+            self._claim(profile_id, key)
+        return Resolved(profile_id, created)
+
+    def _claim(self, profile_id: UUID, key: Key) -> None:
+        kind, value = key
+        if self.owners.get(key) == profile_id:
+            return
+        if kind not in MULTI_VALUED:  # a new email replaces the old one, which becomes free
+            mine = self.singles.setdefault(profile_id, {})
+            old = mine.get(kind)
+            if old is not None:
+                self.owners.pop((kind, old), None)
+                if self.inserts.pop((kind, old), None) is None:
+                    self.releases.add((kind, old, profile_id))
+            mine[kind] = value
+        self.owners[key] = profile_id
+        self.inserts[key] = profile_id
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        if self.releases:
+            gone = sorted(self.releases)
+            await conn.execute(
+                "DELETE FROM ingest.identities i USING unnest($2::text[], $3::text[], $4::uuid[]) "
+                "AS r(kind, value, profile_id) WHERE i.database_id = $1 AND i.kind = r.kind "
+                "AND i.value = r.value AND i.profile_id = r.profile_id",
+                self.database_id,
+                [g[0] for g in gone],
+                [g[1] for g in gone],
+                [g[2] for g in gone],
+            )
+        if self.created:
+            await conn.execute(
+                "INSERT INTO ingest.profiles (profile_id, database_id, md5_id, xxh_id) "
+                "SELECT u.id, $1, u.md5, u.xxh FROM unnest($2::uuid[], $3::text[], $4::text[]) "
+                "AS u(id, md5, xxh)",
+                self.database_id,
+                self.created,
+                [md5_id(p) for p in self.created],
+                [xxh_id(p) for p in self.created],
+            )
+        if self.inserts:
+            claimed = sorted(self.inserts.items())  # one order everywhere: fewer deadlocks
+            won = await conn.fetchval(
+                "WITH c AS (INSERT INTO ingest.identities (database_id, kind, value, profile_id) "
+                "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::uuid[]) "
+                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM c",
+                self.database_id,
+                [k[0] for k, _ in claimed],
+                [k[1] for k, _ in claimed],
+                [p for _, p in claimed],
+            )
+            if won != len(claimed):
+                raise _LostRaceError
+
+
+async def _owners(conn: asyncpg.Connection, database_id: str, keys: list[Key]) -> dict[Key, UUID]:
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT i.kind, i.value, i.profile_id FROM ingest.identities i "
+        "JOIN unnest($2::text[], $3::text[]) AS k(kind, value) USING (kind, value) "
+        "WHERE i.database_id = $1",
+        database_id,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["kind"], r["value"]): r["profile_id"] for r in rows}
+
+
+async def _refs(
+    conn: asyncpg.Connection, refs: list[tuple[RefKind, str]]
+) -> dict[tuple[RefKind, str], tuple[UUID, str]]:
+    if not refs:
+        return {}
+    ids = [_uuid(v) for k, v in refs if k == "profile_id"]
+    rows = await conn.fetch(
+        "SELECT profile_id, database_id, md5_id, xxh_id FROM ingest.profiles "
+        "WHERE deleted_at IS NULL AND (profile_id = ANY($1::uuid[]) "
+        "OR md5_id = ANY($2::text[]) OR xxh_id = ANY($3::text[]))",
+        [i for i in ids if i is not None],
+        [v for k, v in refs if k == "md5_id"],
+        [v for k, v in refs if k == "xxh_id"],
+    )
+    found: dict[tuple[RefKind, str], tuple[UUID, str]] = {}
+    for r in rows:
+        hit = (r["profile_id"], r["database_id"])
+        found["profile_id", str(r["profile_id"])] = hit
+        found["md5_id", r["md5_id"]] = hit
+        found["xxh_id", r["xxh_id"]] = hit
+    return found
+
+
+async def _singles(conn: asyncpg.Connection, profiles: set[UUID]) -> dict[UUID, dict[str, str]]:
+    if not profiles:
+        return {}
+    rows = await conn.fetch(
+        "SELECT profile_id, kind, value FROM ingest.identities "
+        "WHERE profile_id = ANY($1::uuid[]) AND kind <> ALL($2::text[])",
+        list(profiles),
+        list(MULTI_VALUED),
+    )
+    singles: dict[UUID, dict[str, str]] = {}
+    for r in rows:
+        singles.setdefault(r["profile_id"], {})[r["kind"]] = r["value"]
+    return singles
+
+
+def _label(key: Key) -> str:
+    return key[0].removeprefix("field:") if key[0].startswith("field:") else key[0]
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+async def profile_database(conn: asyncpg.Connection, profile_id: UUID) -> str | None:
+    """The database of a live profile, or None when there is no such profile (or it is deleted)."""
+    value: str | None = await conn.fetchval(
+        "SELECT database_id FROM ingest.profiles WHERE profile_id = $1 AND deleted_at IS NULL",
+        profile_id,
+    )
+    return value
+
+
+async def forget(conn: asyncpg.Connection, profile_id: UUID, when: datetime) -> str | None:
+    """Free a profile's identities and mark its id used forever (R4, R26); its database or None."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.schema'))")
-        await conn.execute(_SCHEMA)
+        database_id: str | None = await conn.fetchval(
+            "UPDATE ingest.profiles SET deleted_at = $2 "
+            "WHERE profile_id = $1 AND deleted_at IS NULL RETURNING database_id",
+            profile_id,
+            when,
+        )
+        if database_id is not None:
+            await conn.execute("DELETE FROM ingest.identities WHERE profile_id = $1", profile_id)
+        return database_id
 
 
-async def claim_email(conn: asyncpg.Connection, database_id: str, email: str) -> tuple[UUID, bool]:
-    """The profile owning `email` in the database, creating the claim if none: (id, created)."""
-    candidate = uuid.uuid4()
-    won = await conn.fetchval(
-        "INSERT INTO ingest.identities (database_id, kind, value, profile_id) "
-        "VALUES ($1, 'email', $2, $3) ON CONFLICT DO NOTHING RETURNING profile_id",
-        database_id,
-        email,
-        candidate,
+async def suppressed(conn: asyncpg.Connection, emails: Sequence[str]) -> set[str]:
+    """The given emails that are on the global suppression list (R8)."""
+    if not emails:
+        return set()
+    rows = await conn.fetch(
+        "SELECT email FROM ingest.suppressions WHERE email = ANY($1::text[])", list(set(emails))
     )
-    if won is not None:
-        return won, True
-    owner = await conn.fetchval(
-        "SELECT profile_id FROM ingest.identities "
-        "WHERE database_id = $1 AND kind = 'email' AND value = $2",
-        database_id,
-        email,
+    return {r["email"] for r in rows}
+
+
+async def suppress(conn: asyncpg.Connection, profile_id: UUID) -> bool:
+    """Put the profile's email on the global suppression list (R8); False when it has none."""
+    email = await conn.fetchval(
+        "SELECT value FROM ingest.identities WHERE profile_id = $1 AND kind = 'email'", profile_id
     )
-    return owner, False
+    if email is None:
+        return False
+    await conn.execute(
+        "INSERT INTO ingest.suppressions (email, profile_id) VALUES ($1, $2) "
+        "ON CONFLICT (email) DO NOTHING",
+        email,
+        profile_id,
+    )
+    return True
+
+
+async def unsuppress(conn: asyncpg.Connection, email: str) -> bool:
+    """Remove an address from the suppression list (the only way off it, R8)."""
+    removed = await conn.fetchval(
+        "DELETE FROM ingest.suppressions WHERE email = $1 RETURNING 1", email
+    )
+    return removed is not None
+
+
+async def release(
+    conn: asyncpg.Connection, profile_id: UUID, kinds: Sequence[str], phones: Sequence[str]
+) -> None:
+    """Free claims of a profile: every claim of the given kinds, and the given phones."""
+    await conn.execute(
+        "DELETE FROM ingest.identities WHERE profile_id = $1 "
+        "AND (kind = ANY($2::text[]) OR (kind = 'phone' AND value = ANY($3::text[])))",
+        profile_id,
+        list(kinds),
+        list(phones),
+    )

@@ -10,10 +10,12 @@ import asyncpg
 import orjson
 
 from projections.migrate import migrate
-from services import identity
+from services import ingest_schema
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
 from services.eventlog.postgres import PostgresLog
+from services.geo import GeoLocator, open_locator
+from services.imports import Importer
 from services.settings import Settings
 
 
@@ -26,10 +28,17 @@ class Runtime:
     pool: asyncpg.Pool
     log: EventLog
     embedded: Path | None = None
+    geo: GeoLocator | None = None
+
+    @property
+    def importer(self) -> Importer:
+        return Importer(self.pool, self.log, self.geo)
 
     async def close(self) -> None:
         await self.log.stop()
         await self.pool.close()
+        if self.geo is not None:
+            self.geo.close()
         if self.embedded is not None:
             from services.local.postgres import stop_postgres
 
@@ -48,11 +57,12 @@ def database_url(settings: Settings) -> tuple[str, Path | None]:
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Connect, migrate, and start the event log the settings choose."""
+    geo = open_locator(settings.geoip_db)  # a bad file fails the start, not the first import
     url, embedded = await asyncio.to_thread(database_url, settings)
     pool = await create_pool(url, settings.read_schema)
     async with pool.acquire() as conn:
         await migrate(conn, settings.read_schema)
-        await identity.install(conn)
+        await ingest_schema.install(conn)
     log: EventLog = (
         KafkaLog(
             settings.kafka_bootstrap,
@@ -63,7 +73,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         else PostgresLog(pool, topic=settings.events_topic)
     )
     await log.start()
-    return Runtime(settings=settings, database_url=url, pool=pool, log=log, embedded=embedded)
+    return Runtime(
+        settings=settings, database_url=url, pool=pool, log=log, embedded=embedded, geo=geo
+    )
 
 
 async def jsonb_codec(conn: asyncpg.Connection) -> None:

@@ -25,6 +25,7 @@ class Settings:
     read_schema: str = "read_models"
     log_format: str = "console"
     consistency_wait: float = 5.0
+    max_body_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,4 +45,5 @@ class Settings:
             read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
             consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
+            max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
         )

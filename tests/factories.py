@@ -7,7 +7,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from contracts import ProfileImported, ProfileImportedData, ProfileUpdated, ProfileUpdatedData
+from contracts import (
+    DatabaseCreated,
+    DatabaseCreatedData,
+    FieldAdded,
+    FieldAddedData,
+    FieldRemoved,
+    FieldRemovedData,
+    ProfileDeleted,
+    ProfileImported,
+    ProfileImportedData,
+    ProfileStatusChanged,
+    ProfileStatusChangedData,
+    ProfileUpdated,
+    ProfileUpdatedData,
+    database_subject,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -33,4 +48,41 @@ def updated(subject: UUID, seconds: int = 0, **data: Any) -> ProfileUpdated:
         subject=subject,
         database_id="db1",
         data=ProfileUpdatedData(**data),
+    )
+
+
+def status_changed(subject: UUID, seconds: int, status: Any, cause: Any = "api") -> Any:
+    return ProfileStatusChanged(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=T0 + timedelta(seconds=seconds),
+        subject=subject,
+        database_id="db1",
+        data=ProfileStatusChangedData(status=status, cause=cause),
+    )
+
+
+def deleted(subject: UUID, seconds: int = 0) -> ProfileDeleted:
+    return ProfileDeleted(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=T0 + timedelta(seconds=seconds),
+        subject=subject,
+        database_id="db1",
+    )
+
+
+def database_event(kind: str, seconds: int = 0, database_id: str = "db1", **data: Any) -> Any:
+    cls, data_cls = {
+        "created": (DatabaseCreated, DatabaseCreatedData),
+        "field_added": (FieldAdded, FieldAddedData),
+        "field_removed": (FieldRemoved, FieldRemovedData),
+    }[kind]
+    return cls(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=T0 + timedelta(seconds=seconds),
+        subject=database_subject(database_id),
+        database_id=database_id,
+        data=data_cls(**data),
     )

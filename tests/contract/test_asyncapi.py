@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contracts import CANONICAL_TOPIC, CURRENT_VERSIONS
+from contracts import CANONICAL_TOPIC
+from contracts.codec import EVENT_CLASSES
 from services.asyncapi import document
 
 
@@ -12,6 +13,6 @@ def test_asyncapi_describes_the_canonical_topic_and_every_event_type() -> None:
     addresses = {c["address"] for c in doc["channels"].values()}
     assert CANONICAL_TOPIC in addresses
     schemas = doc["components"]["schemas"]
-    for event_type in CURRENT_VERSIONS:
-        name = "".join(part.capitalize() for part in event_type.split("."))
-        assert schemas[name]["properties"]["type"]["const"] == event_type
+    for cls in EVENT_CLASSES:
+        event_type = cls.model_fields["type"].default
+        assert schemas[cls.__name__]["properties"]["type"]["const"] == event_type

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from contracts import decode
-from projections import profiles
+from projections import read_models
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
 from services.eventlog.postgres import PostgresLog
@@ -107,7 +107,7 @@ class EventLogContract:
         await log.append([event])
         await log.append([event])  # a publisher retry of the same event id
         await log.append([imported(pid, 1, created=False, fields={"m": 2})])
-        projector = Projector(pool, log, profiles.NAME, profiles.project, poll_timeout=0.1)
+        projector = Projector(pool, log, read_models.NAME, read_models.project, poll_timeout=0.1)
         stop = asyncio.Event()
         task = asyncio.create_task(projector.run(stop))
         try:

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from contracts import encode
-from projections import profiles
+from projections import read_models
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
 from services.eventlog.postgres import PostgresLog
@@ -53,7 +53,7 @@ async def test_poison_messages_are_buried_with_reason_and_the_stream_goes_on(
     await log.append([imported(after, 1)])
 
     stop = asyncio.Event()
-    runner = Projector(pool, log, profiles.NAME, profiles.project, poll_timeout=0.1)
+    runner = Projector(pool, log, read_models.NAME, read_models.project, poll_timeout=0.1)
     task = asyncio.create_task(runner.run(stop))
     try:
         count = "SELECT count(*) FROM profiles WHERE profile_id = ANY($1::uuid[])"

@@ -15,6 +15,7 @@ from services import consistency
 from services.eventlog.port import Position
 from services.local._net import free_port
 from services.local.postgres import postgres_running
+from tests.api import ADMIN_KEY
 from tests.integration.procs import start_profiles, terminate
 from tests.pg import fresh_database
 
@@ -37,8 +38,13 @@ async def ready(base: str, within: float = 90.0) -> None:
     raise AssertionError(f"{base} did not answer within {within}s")
 
 
-async def import_and_read(ingest: str, query: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
+async def import_and_read(ingest: str, query: str, key: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+        database = await client.post(
+            f"{ingest}/v1/databases", json={"database_id": "shop", "name": "Shop"}
+        )
+        assert database.status_code == 201, database.text
         created = await client.post(
             f"{ingest}/v1/databases/shop/profiles",
             json={
@@ -69,7 +75,7 @@ async def import_and_read(ingest: str, query: str) -> None:
                 "fields": {"last_name": "Lee"},
             },
         )
-        assert again.status_code == 201
+        assert again.status_code == 200
         assert again.json()["profile_id"] == body["profile_id"]
         assert again.json()["created"] is False
         merged = await client.get(
@@ -112,6 +118,8 @@ async def import_and_read(ingest: str, query: str) -> None:
         missing = await client.get(f"{query}/v1/profiles/{uuid.uuid4()}")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
+        anonymous = await client.get(f"{query}/v1/profiles/{pid}", headers={"Authorization": ""})
+        assert anonymous.status_code == 401  # R28
 
 
 async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
@@ -126,12 +134,16 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
     try:
         await ready(base)
         assert postgres_running(tmp_path / "data" / "postgres") is not None
-        await import_and_read(base, base)
+        key_file = tmp_path / "data" / "admin.key"  # first start writes an admin key (API.md)
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        await import_and_read(base, base, key_file.read_text().strip())
     finally:
         code = terminate(proc)
     output = (tmp_path / "serve.log").read_text()
     assert code in GRACEFUL, output[-3000:]
     assert '"projector.stopped"' in output
+    assert "admin.key" in output  # says where to read the key
+    assert key_file.read_text().strip() not in output  # never the key itself
     assert postgres_running(tmp_path / "data" / "postgres") is None  # stopped with the service
 
 
@@ -145,6 +157,7 @@ async def test_distributed_roles_over_kafka(
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "PROFILES_EVENTS_TOPIC": f"skeleton.{uuid.uuid4().hex}",
             "PROFILES_CONSISTENCY_WAIT": "0.5",
+            "PROFILES_BOOTSTRAP_KEY": ADMIN_KEY,
         }
         ports = free_port(), free_port()
         procs = [
@@ -156,7 +169,7 @@ async def test_distributed_roles_over_kafka(
             ingest, query = (f"http://127.0.0.1:{p}" for p in ports)
             await ready(ingest)
             await ready(query)
-            await import_and_read(ingest, query)
+            await import_and_read(ingest, query, ADMIN_KEY)
         finally:
             codes = [terminate(p) for p in procs]
         assert set(codes) <= GRACEFUL

@@ -7,7 +7,13 @@ import uuid
 import pytest
 
 from domain.errors import ValidationError
-from domain.identity import md5_id, normalise_email, placeholder_email, xxh_id
+from domain.identity import (
+    md5_id,
+    normalise_email,
+    normalise_phone,
+    placeholder_email,
+    xxh_id,
+)
 
 
 def test_derived_ids_are_stable_and_distinct_R5() -> None:
@@ -35,3 +41,40 @@ def test_bad_email_names_field_rule_value_R6(bad: str) -> None:
         normalise_email(bad)
     (violation,) = caught.value.violations
     assert (violation.field, violation.rule, violation.value) == ("email", "email_syntax", bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+49 30 1234567", "+49301234567"),
+        ("0049 (30) 123-45.67", "+49301234567"),
+        ("+1 (555) 010-9999", "+15550109999"),
+        ("+12345678", "+12345678"),
+        ("+123456789012345", "+123456789012345"),
+        (" +44\t20 7946 0958 ", "+442079460958"),
+    ],
+)
+def test_phone_normalised_to_e164_R6(raw: str, e164: str) -> None:
+    assert normalise_phone(raw) == e164
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "030 1234567",  # no country code: + or 00 is required
+        "+1234567",  # 7 digits: too short
+        "+1234567890123456",  # 16 digits: too long
+        "+0301234567",  # a country code never starts with 0
+        "000301234567",
+        "+49 30 12a4567",
+        "++49301234567",
+        "+49/30/1234567",
+        "+４９３０１２３４５６７",  # noqa: RUF001 (full-width digits are not ASCII digits)
+    ],
+)
+def test_bad_phone_names_field_rule_value_R6(bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        normalise_phone(bad)
+    (violation,) = caught.value.violations
+    assert (violation.field, violation.rule, violation.value) == ("phones", "phone_e164", bad)

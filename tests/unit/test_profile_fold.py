@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.profile import fold, fold_all
-from projections.profiles import apply
+from projections.profiles import Loaded, apply
 from tests.factories import T0, imported, updated
 
 
@@ -85,8 +85,8 @@ def test_folding_in_any_split_of_batches_is_the_same_DESIGN5(
         imported(ids[p], n, fields={k: v}) if is_import else updated(ids[p], n, set={k: v})
         for n, (p, is_import, k, v) in enumerate(ops)
     ]
-    whole = apply({}, events)
+    whole = apply(Loaded({}), events).upserts
     cut = data.draw(st.integers(0, len(events)))
-    first = apply({}, events[:cut])
-    second = apply(first, events[cut:])
+    first = apply(Loaded({}), events[:cut]).upserts
+    second = apply(Loaded(first), events[cut:]).upserts
     assert {**first, **second} == whole

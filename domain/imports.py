@@ -1,0 +1,133 @@
+"""An import item checked against its database (R2-R8): canonical values and identity keys.
+
+`prepare` gathers every broken rule of an item into one ValidationError, so a client (or a file
+import's error report) sees all of them at once, and nothing half-valid goes further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from pydantic import JsonValue
+
+from domain.database import DatabaseState
+from domain.errors import ValidationError, Violation
+from domain.fields import (
+    validate_custom,
+    validate_custom_text,
+    validate_standard,
+    validate_standard_text,
+)
+from domain.identity import normalise_email, normalise_phone
+
+STATUSES = (
+    "subscribed",
+    "unsubscribed",
+    "complainer",
+    "hard_bounced",
+    "unconfirmed",
+    "suspended",
+    "invalid",
+)
+RefKind = Literal["profile_id", "md5_id", "xxh_id"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One profile to import, as a client or a file row gave it."""
+
+    email: str | None = None
+    phones: tuple[str, ...] = ()
+    fields: Mapping[str, JsonValue] = field(default_factory=dict)
+    custom: Mapping[str, JsonValue] = field(default_factory=dict)
+    status: str | None = None
+    refs: tuple[tuple[RefKind, str], ...] = ()
+    text: bool = False  # values are the raw text of a file cell (R3 parsing), not JSON
+
+
+@dataclass(frozen=True)
+class PreparedImport:
+    """A valid item: canonical values, and what identifies it (R6)."""
+
+    email: str | None
+    phones: tuple[str, ...]
+    fields: dict[str, JsonValue]
+    custom: dict[str, JsonValue]
+    status: str | None
+    keys: tuple[tuple[str, str], ...]
+    ref: tuple[RefKind, str] | None
+
+
+def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
+    """Check an item against the database structure; raise ValidationError listing every error."""
+    violations: list[Violation] = []
+    email = _collect(violations, lambda: _email(item.email))
+    phones = _collect(violations, lambda: _phones(item.phones)) or ()
+    fields = _collect(violations, lambda: _standard(item)) or {}
+    custom = _collect(violations, lambda: _custom(database, item)) or {}
+    if item.status is not None and item.status not in STATUSES:
+        violations.append(Violation("status", "status_unknown", item.status))
+    if len(item.refs) > 1:
+        violations.append(Violation("profile_id", "one_reference_only", [k for k, _ in item.refs]))
+    if violations:
+        raise ValidationError(violations)
+    keys = [("email", email)] if email else []
+    keys += [("phone", p) for p in phones]
+    keys += [
+        (f"field:{name}", _key_text(custom[name]))
+        for name in database.unique_fields
+        if custom.get(name) is not None
+    ]
+    return PreparedImport(
+        email=email,
+        phones=phones,
+        fields=fields,
+        custom=custom,
+        status=item.status,
+        keys=tuple(keys),
+        ref=item.refs[0] if item.refs else None,
+    )
+
+
+def _collect(violations: list[Violation], check: Callable[[], T]) -> T | None:
+    try:
+        return check()
+    except ValidationError as error:
+        violations.extend(error.violations)
+        return None
+
+
+def _email(raw: str | None) -> str | None:
+    return normalise_email(raw) if raw is not None and raw.strip() else None
+
+
+def _phones(raw: tuple[str, ...]) -> tuple[str, ...]:
+    violations: list[Violation] = []
+    phones: dict[str, None] = {}
+    for text in raw:
+        try:
+            phones[normalise_phone(text)] = None
+        except ValidationError as error:
+            violations.extend(error.violations)
+    if violations:
+        raise ValidationError(violations)
+    return tuple(phones)
+
+
+def _standard(item: ImportItem) -> dict[str, JsonValue]:
+    if item.text:
+        return validate_standard_text({k: str(v) for k, v in item.fields.items()})
+    return validate_standard(item.fields)
+
+
+def _custom(database: DatabaseState, item: ImportItem) -> dict[str, JsonValue]:
+    if item.text:
+        return validate_custom_text(database.fields, {k: str(v) for k, v in item.custom.items()})
+    return validate_custom(database.fields, item.custom)
+
+
+def _key_text(value: JsonValue) -> str:
+    return str(value)  # canonical already: parse/coerce normalised it

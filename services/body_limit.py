@@ -1,0 +1,67 @@
+"""Refuse oversized request bodies with 413 before anything parses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from contracts.api import Problem
+
+PROBLEM = "application/problem+json"
+
+
+class BodyLimit:
+    """ASGI middleware: a declared or streamed body over `limit` bytes gets a 413 problem."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_large(send, f"The body exceeds the limit of {self.limit} bytes.")
+            return
+        seen = 0
+        started = False
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLargeError
+            return message
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, watching)
+        except _TooLargeError:
+            if not started:
+                await too_large(send, f"The body exceeds the limit of {self.limit} bytes.")
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def too_large(send: Send, detail: str) -> None:
+    """Send a 413 problem document."""
+    body = orjson.dumps(
+        Problem(title="Payload too large", status=413, detail=detail).model_dump(mode="json")
+    )
+    headers: list[Any] = [
+        (b"content-type", PROBLEM.encode()),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,143 @@
+"""Read routes: a profile by any of its identifiers (R5, R6), grouped as tabs (R2); export (R27)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+
+from contracts.api import ContactTab, Problem, ProfileTabs, ProfileView
+from domain.errors import ValidationError
+from domain.fields import tabs
+from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
+from domain.profile import ProfileState
+from projections import profiles
+from services import auth
+from services.http_common import ProblemResponse, caught_up, problem, runtime
+
+Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
+Token = Annotated[str | None, Header(alias="Consistency-Token")]
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem},
+    400: {"model": Problem},
+}
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["reads"])
+    for path, endpoint in (
+        ("/profiles/{profile_id}", get_profile),
+        ("/profiles/by-md5/{md5}", get_by_md5),
+        ("/profiles/by-xxh/{xxh}", get_by_xxh),
+        ("/databases/{database_id}/profiles/by-email/{email}", get_by_email),
+        ("/databases/{database_id}/profiles/by-phone/{phone}", get_by_phone),
+    ):
+        r.add_api_route(
+            path, endpoint, methods=["GET"], response_model=ProfileView, responses=_RESPONSES
+        )
+    r.add_api_route(
+        "/profiles/{profile_id}/export", export_profile, methods=["GET"], responses=_RESPONSES
+    )
+    return r
+
+
+async def get_profile(profile_id: UUID, request: Request, _: Reader, token: Token = None) -> Any:
+    """The current profile; with a `Consistency-Token`, once the read models reached it."""
+    return await _read(request, token, lambda conn: profiles.get(conn, profile_id))
+
+
+async def get_by_md5(md5: str, request: Request, _: Reader, token: Token = None) -> Any:
+    """A profile by its MD5 identifier (R5)."""
+    return await _read(request, token, lambda conn: profiles.find(conn, "md5", md5.lower(), None))
+
+
+async def get_by_xxh(xxh: str, request: Request, _: Reader, token: Token = None) -> Any:
+    """A profile by its XXH identifier (R5)."""
+    return await _read(request, token, lambda conn: profiles.find(conn, "xxh", xxh.lower(), None))
+
+
+async def get_by_email(
+    database_id: str, email: str, request: Request, _: Reader, token: Token = None
+) -> Any:
+    """A profile of a database by email, compared as R6 says (trimmed, case-insensitive)."""
+    value = normalise_email(email)
+    return await _read(
+        request, token, lambda conn: profiles.find(conn, "email", value, database_id)
+    )
+
+
+async def get_by_phone(
+    database_id: str, phone: str, request: Request, _: Reader, token: Token = None
+) -> Any:
+    """A profile of a database by phone, normalised to E.164 (R6)."""
+    value = normalise_phone(phone)
+    return await _read(
+        request, token, lambda conn: profiles.find(conn, "phone", value, database_id)
+    )
+
+
+async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
+    """Everything stored about one profile, as one JSON document (R27)."""
+    async with runtime(request).pool.acquire() as conn:
+        state = await profiles.get(conn, profile_id)
+        if state is None:
+            return problem(404, "Profile not found")
+        stored = await profiles.raw(conn, profile_id)
+    document = {
+        "exported_at": datetime.now(UTC).isoformat(),
+        "profile": view(state).model_dump(mode="json"),
+        "read_models": {"profiles": stored},
+    }
+    return JSONResponse(
+        document,
+        headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},
+    )
+
+
+async def _read(request: Request, token: str | None, find: Any) -> Any:
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    try:
+        async with rt.pool.acquire() as conn:
+            state = await find(conn)
+    except ValidationError:
+        state = None  # a malformed email or phone names no profile
+    if state is None:
+        return problem(404, "Profile not found")
+    headers = {} if reached else {"Consistency": "behind"}
+    return JSONResponse(view(state).model_dump(mode="json"), headers=headers)
+
+
+def view(state: ProfileState) -> ProfileView:
+    """The public shape of a profile."""
+    pid = state.profile_id
+    email = state.email or placeholder_email(pid)
+    grouped = tabs(state.fields, state.custom)
+    return ProfileView(
+        profile_id=pid,
+        database_id=state.database_id,
+        md5_id=md5_id(pid),
+        xxh_id=xxh_id(pid),
+        email=email,
+        phones=state.phones,
+        fields=dict(state.fields),
+        custom=dict(state.custom),
+        tabs=ProfileTabs(
+            main=grouped["main"],
+            personal=grouped["personal"],
+            contact=ContactTab(email=email, phones=state.phones),
+            reg=grouped["reg"],
+            tracked=grouped["tracked"],
+            additional=grouped["additional"],
+        ),
+        status=state.status,
+        import_mode=state.import_mode,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        version=state.version,
+    )

@@ -1,0 +1,251 @@
+"""Write routes: imports (single, batch), functional updates, global status, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError as BodyError
+
+from contracts import (
+    ProfileDeleted,
+    ProfileStatusChanged,
+    ProfileStatusChangedData,
+    ProfileUpdated,
+    ProfileUpdatedData,
+)
+from contracts.api import (
+    MAX_BATCH_ITEMS,
+    BatchImportRequest,
+    BatchImportResponse,
+    BatchItemResult,
+    ImportProfileRequest,
+    ImportProfileResponse,
+    Problem,
+    StatusRequest,
+    UpdateProfileRequest,
+    WriteResponse,
+)
+from domain.imports import RefKind
+from domain.updates import UpdateItem, prepare_update
+from services import auth, consistency, identity, structure
+from services.http_common import field_errors, invalid_request, problem, runtime
+from services.imports import DatabaseNotFoundError, ItemOutcome, item_from_request
+
+Writer = Annotated[auth.ApiKey, Depends(auth.require("write"))]
+Deleter = Annotated[auth.ApiKey, Depends(auth.require("delete"))]
+SOURCE = "/v1/profiles"
+# The batch route reads its body itself (to count items before validating them), so it declares
+# the schema by hand; ImportProfileRequest is in the components through the single import route.
+_SCHEMA = BatchImportRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+_SCHEMA.pop("$defs", None)
+_BATCH_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEMA}}}
+}
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["writes"])
+    r.add_api_route(
+        "/databases/{database_id}/profiles", import_profile, methods=["POST"], status_code=201,
+        response_model=ImportProfileResponse,
+        responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+    )  # fmt: skip
+    r.add_api_route(
+        "/databases/{database_id}/profiles:batch", import_batch, methods=["POST"],
+        response_model=BatchImportResponse,
+        responses={404: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra=_BATCH_BODY,
+    )  # fmt: skip
+    r.add_api_route(
+        "/profiles/{profile_id}", update_profile, methods=["PATCH"],
+        response_model=WriteResponse,
+        responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+    )  # fmt: skip
+    r.add_api_route(
+        "/profiles/{profile_id}/status", set_status, methods=["PUT"],
+        response_model=WriteResponse, responses={404: {"model": Problem}},
+    )  # fmt: skip
+    r.add_api_route(
+        "/profiles/{profile_id}", delete_profile, methods=["DELETE"],
+        response_model=WriteResponse, responses={404: {"model": Problem}},
+    )  # fmt: skip
+    return r
+
+
+async def import_profile(
+    database_id: str, body: ImportProfileRequest, request: Request, _: Writer
+) -> Any:
+    """Import one profile: create it, or update the one its identifiers match (R3-R6, R21)."""
+    rt = runtime(request)
+    try:
+        result = await rt.importer.run(
+            database_id, [item_from_request(body)], "api", locate=body.geo, source=SOURCE
+        )
+    except DatabaseNotFoundError:
+        return problem(404, "Database not found")
+    outcome = result.outcomes[0]
+    if outcome.violations:
+        return _rejected(outcome)
+    assert outcome.profile_id is not None
+    response = ImportProfileResponse(
+        profile_id=outcome.profile_id,
+        created=outcome.created,
+        suppressed=outcome.suppressed,
+        consistency_token=consistency.token(result.positions),
+    )
+    return JSONResponse(
+        response.model_dump(mode="json"), status_code=201 if outcome.created else 200
+    )
+
+
+async def import_batch(database_id: str, request: Request, _: Writer) -> Any:
+    """Import up to 1,000 profiles; a result per item, a bad item rejects only itself."""
+    try:
+        document = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return problem(422, "Invalid request", "The body is not JSON.")
+    items = document.get("items") if isinstance(document, dict) else None
+    if isinstance(items, list) and len(items) > MAX_BATCH_ITEMS:
+        detail = f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}."
+        return problem(413, "Too many items", detail)
+    try:
+        body = BatchImportRequest.model_validate(document)
+    except BodyError as error:
+        return await invalid_request(request, _as_request_error(error))
+    rt = runtime(request)
+    try:
+        result = await rt.importer.run(
+            database_id,
+            [item_from_request(i) for i in body.items],
+            "api",
+            locate=True,
+            source=SOURCE,
+        )
+    except DatabaseNotFoundError:
+        return problem(404, "Database not found")
+    results = tuple(_result(o) for o in result.outcomes)
+    return BatchImportResponse(
+        results=results,
+        created=sum(r.outcome == "created" for r in results),
+        updated=sum(r.outcome == "updated" for r in results),
+        rejected=sum(r.outcome == "rejected" for r in results),
+        consistency_token=consistency.token(result.positions),
+    )
+
+
+async def update_profile(
+    profile_id: UUID, body: UpdateProfileRequest, request: Request, _: Writer
+) -> Any:
+    """Set, unset, increment, add or remove tags, change contacts (R3, R6)."""
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn:
+        database_id = await identity.profile_database(conn, profile_id)
+        database = await structure.load(conn, database_id) if database_id else None
+        if database is None:
+            return problem(404, "Profile not found")
+        update = prepare_update(database, _update_item(body))
+        ref: tuple[RefKind, str] = ("profile_id", str(profile_id))
+        resolved = await identity.resolve(
+            conn, database.database_id, [identity.Claim(update.claims, ref)]
+        )
+        if not isinstance(resolved[0], identity.Resolved):
+            return problem(409, "Identity conflict", errors=field_errors(resolved[0]))
+        if update.email_removed or update.phones_remove:
+            await identity.release(
+                conn, profile_id, ["email"] if update.email_removed else [], update.phones_remove
+            )
+    data = ProfileUpdatedData(
+        set=update.set, unset=update.unset, custom_set=update.custom_set,
+        custom_unset=update.custom_unset, increment=update.increment, tags_add=update.tags_add,
+        tags_remove=update.tags_remove, email=update.email, email_removed=update.email_removed,
+        phones_add=update.phones_add, phones_remove=update.phones_remove,
+    )  # fmt: skip
+    event = ProfileUpdated(
+        id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+        database_id=database.database_id, data=data,
+    )  # fmt: skip
+    positions = await rt.log.append([event])
+    return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
+
+
+async def set_status(profile_id: UUID, body: StatusRequest, request: Request, _: Writer) -> Any:
+    """Change the global status (R7); hard_bounced also suppresses the address (R8)."""
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn:
+        database_id = await identity.profile_database(conn, profile_id)
+        if database_id is None:
+            return problem(404, "Profile not found")
+        if body.status == "hard_bounced":
+            await identity.suppress(conn, profile_id)
+    event = ProfileStatusChanged(
+        id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+        database_id=database_id, data=ProfileStatusChangedData(status=body.status, cause="api"),
+    )  # fmt: skip
+    positions = await rt.log.append([event])
+    return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
+
+
+async def delete_profile(profile_id: UUID, request: Request, _: Deleter) -> Any:
+    """Delete a profile from every read model and free its identities (R26)."""
+    rt = runtime(request)
+    now = datetime.now(UTC)
+    async with rt.pool.acquire() as conn:
+        database_id = await identity.forget(conn, profile_id, now)
+    if database_id is None:
+        return problem(404, "Profile not found")
+    event = ProfileDeleted(
+        id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id, database_id=database_id
+    )
+    positions = await rt.log.append([event])
+    return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
+
+
+def _update_item(body: UpdateProfileRequest) -> UpdateItem:
+    return UpdateItem(
+        fields=body.fields,
+        custom=body.custom,
+        increment=body.increment,
+        tags_add={k: tuple(v) for k, v in body.tags_add.items()},
+        tags_remove={k: tuple(v) for k, v in body.tags_remove.items()},
+        email=body.email,
+        email_given="email" in body.model_fields_set,
+        phones_add=body.phones_add,
+        phones_remove=body.phones_remove,
+    )
+
+
+def _rejected(outcome: ItemOutcome) -> Any:
+    errors = field_errors(outcome.violations)
+    if any(v.rule == "identity_conflict" for v in outcome.violations):
+        return problem(409, "Identity conflict", errors=errors)
+    if any(v.rule == "profile_not_found" for v in outcome.violations):
+        return problem(404, "Profile not found", errors=errors)
+    return problem(422, "Invalid request", errors=errors)
+
+
+def _result(outcome: ItemOutcome) -> BatchItemResult:
+    if outcome.violations:
+        return BatchItemResult(
+            index=outcome.index,
+            outcome="rejected",
+            errors=tuple(field_errors(outcome.violations)),
+        )
+    return BatchItemResult(
+        index=outcome.index,
+        outcome="created" if outcome.created else "updated",
+        profile_id=outcome.profile_id,
+        suppressed=outcome.suppressed,
+    )
+
+
+def _as_request_error(error: BodyError) -> RequestValidationError:
+    return RequestValidationError(
+        [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+    )

@@ -1,0 +1,20 @@
+"""One running service shared by the API tests of a session (each test uses its own database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.api import Api, serve
+from tests.geodb import build_city_db
+from tests.pg import fresh_database
+
+
+@pytest.fixture(scope="session")
+async def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    folder = tmp_path_factory.mktemp("api")
+    geoip = folder / "City-Test.mmdb"
+    build_city_db(geoip)
+    async with fresh_database(database_url) as url, serve(url, folder / "data", geoip) as running:
+        yield running

@@ -1,0 +1,360 @@
+"""Profile imports, identity and reads over real HTTP and PostgreSQL (R3-R8, R21, R26-R28)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.identity import md5_id, xxh_id
+from tests.api import Api
+
+pytestmark = pytest.mark.postgres
+
+
+async def _import(api: Api, db: str, expect: int = 201, **body: Any) -> dict[str, Any]:
+    response = await api.client.post(f"/v1/databases/{db}/profiles", json=body)
+    assert response.status_code == expect, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _events(api: Api) -> int:
+    rows = await api.fetch("SELECT count(*) AS n FROM eventlog.events")
+    return int(rows[0]["n"])
+
+
+async def test_every_bad_value_is_named_and_nothing_is_written_R3(api: Api) -> None:
+    db = await api.database(
+        visits={"type": "number"},
+        plan={"type": "enum", "options": "free,pro"},
+        seen={"type": "date"},
+    )
+    before = await _events(api)
+    bad = await api.client.post(
+        f"/v1/databases/{db}/profiles",
+        json={
+            "email": "ok@example.com",
+            "phones": ["12"],
+            "fields": {"birthday": "yesterday", "nickname": "x"},
+            "custom": {"visits": "1.5", "plan": "gold", "seen": "2019-08-22", "ghost": 1},
+        },
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    errors = {(e["field"], e["rule"]) for e in bad.json()["errors"]}
+    assert errors == {
+        ("phones", "phone_e164"),
+        ("fields.birthday", "date_format"),
+        ("fields.nickname", "unknown_field"),
+        ("custom.visits", "number_format"),
+        ("custom.plan", "enum_option"),
+        ("custom.seen", "date_format"),
+        ("custom.ghost", "unknown_field"),
+    }
+    assert await _events(api) == before
+    rows = await api.fetch("SELECT count(*) AS n FROM ingest.identities WHERE database_id = $1", db)
+    assert rows[0]["n"] == 0
+
+
+async def test_values_are_stored_canonically_R3(api: Api) -> None:
+    db = await api.database(seen={"type": "date"}, vip={"type": "boolean"}, bought={"type": "tags"})
+    made = await _import(
+        api,
+        db,
+        custom={"seen": "2019-08-22T03:00:00+03:00", "vip": "Yes", "bought": "a| b ;a,,c"},
+    )
+    got = await api.read(f"/v1/profiles/{made['profile_id']}", made["consistency_token"])
+    assert got.json()["custom"] == {
+        "seen": "2019-08-22T00:00:00.000Z",
+        "vip": True,
+        "bought": ["a", "b", "c"],
+    }
+
+
+async def test_md5_and_xxh_identify_the_profile_R5(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, email="h@example.com")
+    pid = made["profile_id"]
+    md5, xxh = md5_id(UUID(pid)), xxh_id(UUID(pid))
+    by_md5 = await api.read(f"/v1/profiles/by-md5/{md5}", made["consistency_token"])
+    by_xxh = await api.read(f"/v1/profiles/by-xxh/{xxh.upper()}", made["consistency_token"])
+    assert by_md5.json()["profile_id"] == by_xxh.json()["profile_id"] == pid
+    assert by_md5.json()["md5_id"] == md5
+    again = await _import(api, db, expect=200, xxh_id=xxh, fields={"first_name": "Hal"})
+    assert again["profile_id"] == pid
+    assert again["created"] is False
+
+
+async def test_email_is_unique_per_database_case_insensitive_R6(api: Api) -> None:
+    shop, blog = await api.database(), await api.database()
+    first = await _import(api, shop, email=" Ann@Example.COM ")
+    same = await _import(api, shop, expect=200, email="ann@example.com")
+    other_db = await _import(api, blog, email="ann@example.com")
+    assert same["profile_id"] == first["profile_id"]
+    assert other_db["profile_id"] != first["profile_id"]
+    got = await api.read(
+        f"/v1/databases/{shop}/profiles/by-email/ANN@example.com ", same["consistency_token"]
+    )
+    assert got.json()["profile_id"] == first["profile_id"]
+
+
+async def test_profile_without_email_reads_as_localhost_R6(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, phones=["+49 30 1234567"])
+    got = await api.read(f"/v1/profiles/{made['profile_id']}", made["consistency_token"])
+    assert got.json()["email"] == f"{made['profile_id']}@localhost"
+    assert got.json()["tabs"]["contact"] == {
+        "email": f"{made['profile_id']}@localhost",
+        "phones": ["+49301234567"],
+    }
+
+
+async def test_phone_identifies_and_finds_the_profile_R6(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, phones=["+49 (30) 1234567"])
+    same = await _import(api, db, expect=200, phones=["0049301234567"], email="p@example.com")
+    assert same["profile_id"] == made["profile_id"]
+    got = await api.read(
+        f"/v1/databases/{db}/profiles/by-phone/+49301234567", same["consistency_token"]
+    )
+    assert got.json()["email"] == "p@example.com"
+
+
+async def test_unique_custom_field_identifies_the_profile_R6(api: Api) -> None:
+    db = await api.database(card={"type": "line", "unique": True})
+    made = await _import(api, db, custom={"card": "C-1"})
+    same = await _import(api, db, expect=200, custom={"card": "C-1"}, email="c@example.com")
+    assert same["profile_id"] == made["profile_id"]
+
+
+async def test_two_identifiers_of_two_profiles_are_a_conflict_R6(api: Api) -> None:
+    db = await api.database()
+    await _import(api, db, email="a@example.com")
+    await _import(api, db, phones=["+4930111111"])
+    before = await _events(api)
+    clash = await api.client.post(
+        f"/v1/databases/{db}/profiles", json={"email": "a@example.com", "phones": ["+4930111111"]}
+    )
+    assert clash.status_code == 409
+    assert clash.json()["errors"][0]["rule"] == "identity_conflict"
+    assert sorted(clash.json()["errors"][0]["value"]) == ["email", "phone"]
+    assert await _events(api) == before
+
+
+async def test_concurrent_imports_of_one_new_email_make_one_profile_R6(api: Api) -> None:
+    db = await api.database()
+    results = await asyncio.gather(
+        *(
+            api.client.post(
+                f"/v1/databases/{db}/profiles",
+                json={"email": "race@example.com", "fields": {"first_name": f"N{n}"}},
+            )
+            for n in range(40)
+        )
+    )
+    assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
+    assert len({r.json()["profile_id"] for r in results}) == 1
+    assert sum(r.json()["created"] for r in results) == 1
+    rows = await api.fetch("SELECT count(*) AS n FROM ingest.profiles WHERE database_id = $1", db)
+    assert rows[0]["n"] == 1
+
+
+async def test_batch_gives_a_result_per_item_and_rejects_only_bad_ones(api: Api) -> None:
+    db = await api.database(visits={"type": "number"})
+    items = [
+        {"email": "b1@example.com"},
+        {"email": "not-an-email"},
+        {"email": "B1@example.com", "custom": {"visits": 3}},
+        {"custom": {"visits": "many"}},
+        {"profile_id": "00000000-0000-0000-0000-000000000001"},
+    ]
+    response = await api.client.post(f"/v1/databases/{db}/profiles:batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["outcome"] for r in body["results"]] == [
+        "created",
+        "rejected",
+        "updated",
+        "rejected",
+        "rejected",
+    ]
+    assert body["results"][0]["profile_id"] == body["results"][2]["profile_id"]
+    assert body["results"][1]["errors"][0]["rule"] == "email_syntax"
+    assert body["results"][4]["errors"][0]["rule"] == "profile_not_found"
+    assert (body["created"], body["updated"], body["rejected"]) == (1, 1, 3)
+    got = await api.read(
+        f"/v1/profiles/{body['results'][0]['profile_id']}", body["consistency_token"]
+    )
+    assert got.json()["custom"] == {"visits": 3}
+
+
+async def test_oversized_requests_are_refused_before_parsing(api: Api) -> None:
+    db = await api.database()
+    many = {"items": [{} for _ in range(1001)]}
+    too_many = await api.client.post(f"/v1/databases/{db}/profiles:batch", json=many)
+    assert too_many.status_code == 413
+    assert too_many.headers["content-type"] == "application/problem+json"
+    huge = b'{"items": [' + b'{"email": "x@example.com"},' * 200_000 + b"{}]}"
+    too_big = await api.client.post(
+        f"/v1/databases/{db}/profiles:batch",
+        content=huge,
+        headers={"Content-Type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert "limit" in too_big.json()["detail"]
+
+
+async def test_functional_updates_R3(api: Api) -> None:
+    db = await api.database(
+        visits={"type": "number"}, bought={"type": "tags"}, note={"type": "line"}
+    )
+    made = await _import(
+        api, db, custom={"visits": 1, "bought": ["a", "b"], "note": "n"}, fields={"city": "Oslo"}
+    )
+    pid = made["profile_id"]
+    patch = await api.client.patch(
+        f"/v1/profiles/{pid}",
+        json={
+            "increment": {"visits": 4},
+            "tags_add": {"bought": ["c", "a"]},
+            "tags_remove": {"bought": ["b"]},
+            "custom": {"note": None},
+            "fields": {"first_name": "Kim", "city": None},
+        },
+    )
+    assert patch.status_code == 200, patch.text
+    got = await api.read(f"/v1/profiles/{pid}", patch.json()["consistency_token"])
+    assert got.json()["custom"] == {"visits": 5, "bought": ["a", "c"]}
+    assert got.json()["fields"] == {"first_name": "Kim"}
+    wrong = await api.client.patch(
+        f"/v1/profiles/{pid}", json={"increment": {"note": 1}, "tags_add": {"visits": ["x"]}}
+    )
+    assert wrong.status_code == 422
+    assert {e["field"] for e in wrong.json()["errors"]} == {"increment.note", "tags_add.visits"}
+
+
+async def test_email_change_frees_the_old_address_R6(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, email="old@example.com")
+    pid = made["profile_id"]
+    patch = await api.client.patch(f"/v1/profiles/{pid}", json={"email": "New@example.com"})
+    assert patch.status_code == 200
+    got = await api.read(f"/v1/profiles/{pid}", patch.json()["consistency_token"])
+    assert got.json()["email"] == "new@example.com"
+    fresh = await _import(api, db, email="old@example.com")
+    assert fresh["created"] is True
+    assert fresh["profile_id"] != pid
+    taken = await api.client.patch(f"/v1/profiles/{pid}", json={"email": "old@example.com"})
+    assert taken.status_code == 409
+
+
+async def test_status_change_and_the_suppression_list_R7_R8(api: Api) -> None:
+    shop, blog = await api.database(), await api.database()
+    made = await _import(api, shop, email="bounce@example.com")
+    pid = made["profile_id"]
+    put = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "hard_bounced"})
+    assert put.status_code == 200
+    got = await api.read(f"/v1/profiles/{pid}", put.json()["consistency_token"])
+    assert got.json()["status"] == "hard_bounced"
+    assert (await api.client.get("/v1/suppressions/Bounce@example.com")).status_code == 204
+
+    elsewhere = await _import(api, blog, email="bounce@example.com", status="subscribed")
+    assert elsewhere["suppressed"] is True
+    other = await api.read(
+        f"/v1/profiles/{elsewhere['profile_id']}", elsewhere["consistency_token"]
+    )
+    assert other.json()["status"] == "hard_bounced"  # R8: an import cannot make it sendable
+
+    assert (await api.client.delete("/v1/suppressions/bounce@example.com")).status_code == 204
+    assert (await api.client.get("/v1/suppressions/bounce@example.com")).status_code == 404
+    back = await _import(api, blog, expect=200, email="bounce@example.com", status="subscribed")
+    assert back["suppressed"] is False
+    now = await api.read(f"/v1/profiles/{back['profile_id']}", back["consistency_token"])
+    assert now.json()["status"] == "subscribed"
+    bad = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "asleep"})
+    assert bad.status_code == 422
+
+
+async def test_delete_removes_the_profile_and_frees_its_identities_R26(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, email="gone@example.com", phones=["+4930999999"])
+    pid = made["profile_id"]
+    await api.read(f"/v1/profiles/{pid}", made["consistency_token"])
+    deleted = await api.client.delete(f"/v1/profiles/{pid}")
+    assert deleted.status_code == 200
+    token = deleted.json()["consistency_token"]
+    assert (
+        await api.client.get(f"/v1/profiles/{pid}", headers={"Consistency-Token": token})
+    ).status_code == 404
+    by_email = await api.client.get(f"/v1/databases/{db}/profiles/by-email/gone@example.com")
+    assert by_email.status_code == 404
+    assert (await api.client.delete(f"/v1/profiles/{pid}")).status_code == 404
+    assert (await api.client.patch(f"/v1/profiles/{pid}", json={})).status_code == 404
+    again = await _import(api, db, email="gone@example.com", phones=["+4930999999"])
+    assert again["created"] is True
+    assert again["profile_id"] != pid  # R4: never reused
+    reuse = await api.client.post(f"/v1/databases/{db}/profiles", json={"profile_id": pid})
+    assert reuse.status_code == 404
+    rows = await api.fetch(
+        "SELECT count(*) AS n FROM read_models.profiles WHERE profile_id = $1", UUID(pid)
+    )
+    assert rows[0]["n"] == 0
+
+
+async def test_export_is_one_document_with_everything_R27(api: Api) -> None:
+    db = await api.database(visits={"type": "number"})
+    made = await _import(
+        api, db, email="me@example.com", fields={"first_name": "Mo"}, custom={"visits": 2}
+    )
+    await api.read(f"/v1/profiles/{made['profile_id']}", made["consistency_token"])
+    export = await api.client.get(f"/v1/profiles/{made['profile_id']}/export")
+    assert export.status_code == 200
+    assert "attachment" in export.headers["content-disposition"]
+    document = export.json()
+    assert document["profile"]["email"] == "me@example.com"
+    stored = document["read_models"]["profiles"]
+    assert stored["custom"] == {"visits": 2}
+    assert stored["fields"] == {"first_name": "Mo"}
+
+
+async def test_every_route_needs_a_key_with_its_permission_R28(api: Api) -> None:
+    db = await api.database()
+    made = await _import(api, db, email="k@example.com")
+    pid = made["profile_id"]
+    anonymous = {"Authorization": ""}
+    as_writer = await api.key("write")
+    assert (await api.client.get(f"/v1/profiles/{pid}", headers=anonymous)).status_code == 401
+    assert (await api.client.post("/v1/databases", json={}, headers=anonymous)).status_code == 401
+    assert (await api.client.get(f"/v1/profiles/{pid}", headers=as_writer)).status_code == 403
+    assert (await api.client.delete(f"/v1/profiles/{pid}", headers=as_writer)).status_code == 403
+    assert (
+        await api.client.post(
+            "/v1/databases", json={"database_id": "w", "name": "w"}, headers=as_writer
+        )
+    ).status_code == 403
+    ok = await api.client.post(f"/v1/databases/{db}/profiles", json={}, headers=as_writer)
+    assert ok.status_code == 201
+
+
+async def test_reg_ip_locates_registration_unless_set_by_hand_R21(api: Api) -> None:
+    db = await api.database()
+    located = await _import(api, db, fields={"reg_ip": "81.2.69.142"})
+    manual = await _import(api, db, fields={"reg_ip": "81.2.69.142", "reg_city": "Leeds"})
+    off = await _import(api, db, fields={"reg_ip": "81.2.69.142"}, geo=False)
+    unknown = await _import(api, db, fields={"reg_ip": "10.0.0.1"})
+    reg = {}
+    for name, made in (
+        ("located", located),
+        ("manual", manual),
+        ("off", off),
+        ("unknown", unknown),
+    ):
+        got = await api.read(f"/v1/profiles/{made['profile_id']}", made["consistency_token"])
+        reg[name] = got.json()["tabs"]["reg"]
+    assert reg["located"] == {"reg_ip": "81.2.69.142", "reg_country": "GB", "reg_city": "London"}
+    assert reg["manual"] == {"reg_ip": "81.2.69.142", "reg_country": "GB", "reg_city": "Leeds"}
+    assert reg["off"] == {"reg_ip": "81.2.69.142"}
+    assert reg["unknown"] == {"reg_ip": "10.0.0.1"}
