@@ -192,3 +192,34 @@ class Problem(_Body):
     status: int
     detail: str | None = None
     errors: tuple[FieldError, ...] = ()
+
+
+class RowError(_Body):
+    """The errors of one row of a file import (rows count from 1, the header excluded)."""
+
+    row: int
+    errors: tuple[FieldError, ...]
+
+
+class ImportJobView(_Body):
+    """A file import job: where it stands, its counts and its per-row errors."""
+
+    job_id: UUID
+    database_id: str
+    format: Literal["csv", "ndjson"]
+    state: Literal["queued", "running", "done", "failed"]
+    geo: bool
+    total_bytes: int
+    done_bytes: int
+    progress: float = Field(description="Share of the file read, 0 to 1.")
+    rows: int
+    created: int
+    updated: int
+    rejected: int
+    failure: str | None = None
+    errors: tuple[RowError, ...] = Field(
+        default=(), description="Per-row errors after `errors_after`, at most 1,000."
+    )
+    consistency_token: str = Field(
+        description="Covers every row imported so far: a read carrying it sees them."
+    )

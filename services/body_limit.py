@@ -13,14 +13,18 @@ PROBLEM = "application/problem+json"
 
 
 class BodyLimit:
-    """ASGI middleware: a declared or streamed body over `limit` bytes gets a 413 problem."""
+    """ASGI middleware: a declared or streamed body over `limit` bytes gets a 413 problem.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    File uploads (paths ending in `exempt_suffix`) stream to disk under their own limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt_suffix: str = "/imports") -> None:
         self.app = app
         self.limit = limit
+        self.exempt_suffix = exempt_suffix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].endswith(self.exempt_suffix):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -126,6 +126,25 @@ async def _project(settings: Settings, batch_size: int) -> None:
         await rt.close()
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or NDJSON file.")],
+    database: Annotated[str, typer.Option("--database", help="Database to import into.")],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or ndjson; default: from the file name.")
+    ] = None,
+    geo: Annotated[bool, typer.Option(help="Locate `reg_ip` into reg_country/reg_city.")] = False,
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a file as a job (resumable, per-row errors), with a progress bar."""
+    from services.import_cli import run_import
+
+    settings = _settings(database_url, kafka, data_dir)
+    raise typer.Exit(run_import(settings, file, database, file_format, geo))
+
+
 @app.command("asyncapi")
 def asyncapi_document() -> None:
     """Print the AsyncAPI document of the topics (generated from contracts/)."""

@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 
 from domain.errors import ValidationError
 from projections import read_models
-from services import asyncapi, auth, routes_admin, routes_reads, routes_writes
+from services import asyncapi, auth, routes_admin, routes_imports, routes_reads, routes_writes
 from services.body_limit import BodyLimit
 from services.http_common import invalid_domain, invalid_request
+from services.import_worker import ImportWorker
 from services.projector import Projector
 from services.runtime import open_runtime
 from services.settings import Settings
@@ -38,16 +39,18 @@ def create_app(
             log.info("auth.admin_key_written", path=str(written), read_it_with=f"cat {written}")
         app.state.auth = auth.Authenticator(rt.pool)
         stop = asyncio.Event()
-        task = None
+        tasks = []
         if projector:
             runner = Projector(rt.pool, rt.log, read_models.NAME, read_models.project)
-            task = asyncio.create_task(runner.run(stop))
+            tasks.append(asyncio.create_task(runner.run(stop)))
+        if ingest:
+            app.state.import_worker = ImportWorker(rt.pool, rt.importer)
+            tasks.append(asyncio.create_task(app.state.import_worker.run(stop)))
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                await task
+            await asyncio.gather(*tasks)
             await rt.close()
 
     app = FastAPI(title="Subscriber Profiles", version="1", lifespan=lifespan)
@@ -59,6 +62,7 @@ def create_app(
     if ingest:
         app.include_router(routes_admin.router())
         app.include_router(routes_writes.router())
+        app.include_router(routes_imports.router())
     if query:
         app.include_router(routes_reads.router())
     return app

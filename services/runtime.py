@@ -49,9 +49,13 @@ def database_url(settings: Settings) -> tuple[str, Path | None]:
     """The configured database, or the embedded PostgreSQL (started in the data directory)."""
     if settings.database_url:
         return settings.database_url, None
-    from services.local.postgres import start_postgres  # only the embedded default needs it
+    # only the embedded default needs these
+    from services.local.postgres import postgres_running, start_postgres
 
     folder = settings.data_dir / "postgres"
+    running = postgres_running(folder)
+    if running is not None:  # `profiles serve` has it up: share it, and leave it running
+        return running, None
     return start_postgres(folder), folder
 
 

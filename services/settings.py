@@ -26,6 +26,7 @@ class Settings:
     log_format: str = "console"
     consistency_wait: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_import_bytes: int = 4 * 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,4 +47,5 @@ class Settings:
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
             consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
             max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
         )

@@ -13,10 +13,12 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from services import auth
 from services.http_api import create_app
 from services.local._net import free_port
+from services.runtime import Runtime
 from services.settings import Settings
 
 ADMIN_KEY = "sp_testadmin001_" + "k" * 40
@@ -29,6 +31,13 @@ class Api:
     base: str
     client: httpx.AsyncClient
     settings: Settings
+    app: FastAPI
+
+    @property
+    def runtime(self) -> Runtime:
+        """The server's own runtime (pool, event log, importer), to drive it from a test."""
+        rt: Runtime = self.app.state.rt
+        return rt
 
     async def database(self, **fields: dict[str, Any]) -> str:
         """A new database with the given custom fields (name -> FieldSpec body)."""
@@ -93,7 +102,7 @@ async def serve(
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-            yield Api(base, client, settings)
+            yield Api(base, client, settings, app)
     finally:
         server.should_exit = True
         await task
