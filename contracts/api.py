@@ -70,6 +70,11 @@ class ImportProfileRequest(_Body):
     md5_id: str | None = Field(default=None, max_length=32)
     xxh_id: str | None = Field(default=None, max_length=16)
     geo: bool = Field(default=True, description="Locate `reg_ip` into reg_country/reg_city (R21).")
+    mode: Literal["api", "manual", "push"] = Field(
+        default="api",
+        description="How the profile came: `manual` (a person in a UI), `push` (a push "
+        "subscription), `api`. Recorded on the event for history (R18); files are `file`.",
+    )
 
 
 class ImportProfileResponse(_Body):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeGuard, TypeVar
 
 from pydantic import JsonValue
 
+from contracts import GlobalStatus, ImportMode
 from domain.database import DatabaseState
 from domain.errors import ValidationError, Violation
 from domain.fields import (
@@ -46,6 +47,8 @@ class ImportItem:
     status: str | None = None
     refs: tuple[tuple[RefKind, str], ...] = ()
     text: bool = False  # values are the raw text of a file cell (R3 parsing), not JSON
+    locate: bool | None = None  # locate reg_ip (R21); None: the import's default
+    mode: ImportMode | None = None  # None: the import's mode
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,11 @@ class PreparedImport:
     phones: tuple[str, ...]
     fields: dict[str, JsonValue]
     custom: dict[str, JsonValue]
-    status: str | None
+    status: GlobalStatus | None
     keys: tuple[tuple[str, str], ...]
     ref: tuple[RefKind, str] | None
+    locate: bool | None = None
+    mode: ImportMode | None = None
 
 
 def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
@@ -68,7 +73,8 @@ def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
     phones = _collect(violations, lambda: _phones(item.phones)) or ()
     fields = _collect(violations, lambda: _standard(item)) or {}
     custom = _collect(violations, lambda: _custom(database, item)) or {}
-    if item.status is not None and item.status not in STATUSES:
+    status = item.status if _is_status(item.status) else None
+    if item.status is not None and status is None:
         violations.append(Violation("status", "status_unknown", item.status))
     if len(item.refs) > 1:
         violations.append(Violation("profile_id", "one_reference_only", [k for k, _ in item.refs]))
@@ -86,9 +92,11 @@ def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
         phones=phones,
         fields=fields,
         custom=custom,
-        status=item.status,
+        status=status,
         keys=tuple(keys),
         ref=item.refs[0] if item.refs else None,
+        locate=item.locate,
+        mode=item.mode,
     )
 
 
@@ -98,6 +106,10 @@ def _collect(violations: list[Violation], check: Callable[[], T]) -> T | None:
     except ValidationError as error:
         violations.extend(error.violations)
         return None
+
+
+def _is_status(value: str | None) -> TypeGuard[GlobalStatus]:
+    return value in STATUSES
 
 
 def _email(raw: str | None) -> str | None:

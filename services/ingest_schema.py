@@ -3,6 +3,9 @@
 Database structure (to validate imports), the profile registry (ids are never reused, R4),
 identity claims behind unique constraints (R6) and the global suppression list (R8). Read models
 never read these tables; they are rebuilt from events instead.
+
+Identifiers are compared byte-wise (`COLLATE "C"`): they are normalised before they get here,
+and a linguistic collation would only make every unique-index insert slower.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ CREATE TABLE IF NOT EXISTS ingest.fields (
 CREATE TABLE IF NOT EXISTS ingest.profiles (
     profile_id  uuid PRIMARY KEY,
     database_id text NOT NULL,
-    md5_id      text NOT NULL UNIQUE,
-    xxh_id      text NOT NULL UNIQUE,
+    md5_id      text COLLATE "C" NOT NULL UNIQUE,
+    xxh_id      text COLLATE "C" NOT NULL UNIQUE,
     deleted_at  timestamptz
 );
 CREATE TABLE IF NOT EXISTS ingest.identities (
-    database_id text NOT NULL,
-    kind        text NOT NULL,
-    value       text NOT NULL,
+    database_id text COLLATE "C" NOT NULL,
+    kind        text COLLATE "C" NOT NULL,
+    value       text COLLATE "C" NOT NULL,
     profile_id  uuid NOT NULL,
     PRIMARY KEY (database_id, kind, value)
 );
@@ -66,7 +69,7 @@ CREATE TABLE IF NOT EXISTS ingest.import_errors (
     PRIMARY KEY (job_id, row_no)
 );
 CREATE TABLE IF NOT EXISTS ingest.suppressions (
-    email      text PRIMARY KEY,
+    email      text COLLATE "C" PRIMARY KEY,
     since      timestamptz NOT NULL DEFAULT now(),
     profile_id uuid
 );

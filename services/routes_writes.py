@@ -86,7 +86,7 @@ async def import_profile(
     rt = runtime(request)
     try:
         result = await rt.importer.run(
-            database_id, [item_from_request(body)], "api", locate=body.geo, source=SOURCE
+            database_id, [item_from_request(body)], body.mode, locate=body.geo, source=SOURCE
         )
     except DatabaseNotFoundError:
         return problem(404, "Database not found")
@@ -124,7 +124,7 @@ async def import_batch(database_id: str, request: Request, _: Writer) -> Any:
         result = await rt.importer.run(
             database_id,
             [item_from_request(i) for i in body.items],
-            "api",
+            "api",  # each item may say otherwise (`mode`, `geo`)
             locate=True,
             source=SOURCE,
         )

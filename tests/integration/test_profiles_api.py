@@ -358,3 +358,27 @@ async def test_reg_ip_locates_registration_unless_set_by_hand_R21(api: Api) -> N
     assert reg["manual"] == {"reg_ip": "81.2.69.142", "reg_country": "GB", "reg_city": "Leeds"}
     assert reg["off"] == {"reg_ip": "81.2.69.142"}
     assert reg["unknown"] == {"reg_ip": "10.0.0.1"}
+
+
+async def test_import_mode_is_recorded_R18(api: Api) -> None:
+    db = await api.database()
+    manual = await _import(api, db, email="m@example.com", mode="manual")
+    got = await api.read(f"/v1/profiles/{manual['profile_id']}", manual["consistency_token"])
+    assert got.json()["import_mode"] == "manual"
+    bad = await api.client.post(f"/v1/databases/{db}/profiles", json={"mode": "file"})
+    assert bad.status_code == 422  # `file` belongs to file imports
+
+
+async def test_batch_items_choose_their_own_geo_R21(api: Api) -> None:
+    db = await api.database()
+    items = [
+        {"email": "on@example.com", "fields": {"reg_ip": "81.2.69.142"}},
+        {"email": "off@example.com", "fields": {"reg_ip": "81.2.69.142"}, "geo": False},
+    ]
+    response = await api.client.post(f"/v1/databases/{db}/profiles:batch", json={"items": items})
+    body = response.json()
+    on, off = (r["profile_id"] for r in body["results"])
+    located = await api.read(f"/v1/profiles/{on}", body["consistency_token"])
+    plain = await api.read(f"/v1/profiles/{off}", body["consistency_token"])
+    assert located.json()["tabs"]["reg"]["reg_country"] == "GB"
+    assert plain.json()["tabs"]["reg"] == {"reg_ip": "81.2.69.142"}
