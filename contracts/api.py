@@ -228,3 +228,138 @@ class ImportJobView(_Body):
     consistency_token: str = Field(
         description="Covers every row imported so far: a read carrying it sees them."
     )
+
+
+class ChannelFieldBody(_Body):
+    """A custom channel field of a resource (typed as R3)."""
+
+    name: str = Field(min_length=1, max_length=63)
+    type: FieldTypeName
+    options: list[str] | str | None = None
+
+
+class ResourceRequest(_Body):
+    """A resource: where subscriptions live (R10, R13, R16, R17, R9)."""
+
+    resource_id: str = Field(pattern=DATABASE_ID_PATTERN)
+    database_id: str = Field(pattern=DATABASE_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    channels: list[str] = Field(
+        min_length=1, description="email, sms, push, telegram, whatsapp, or custom names."
+    )
+    categories: list[str] = Field(default_factory=list)
+    custom_fields: list[ChannelFieldBody] = Field(default_factory=list)
+    raise_priority: bool = Field(
+        default=False, description="Increase priority for new subscriptions (R13)."
+    )
+    opt_in: Literal["single", "double"] = "single"
+
+
+class ResourcePatch(_Body):
+    """Changes to a resource; what is absent stays. Lists replace the old ones."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    channels: list[str] | None = Field(default=None, min_length=1)
+    categories: list[str] | None = None
+    custom_fields: list[ChannelFieldBody] | None = None
+    raise_priority: bool | None = None
+    opt_in: Literal["single", "double"] | None = None
+
+
+class ResourceView(_Body):
+    """A resource as configured."""
+
+    resource_id: str
+    database_id: str
+    name: str
+    channels: tuple[str, ...]
+    categories: tuple[str, ...]
+    custom_fields: tuple[ChannelFieldBody, ...]
+    raise_priority: bool
+    opt_in: Literal["single", "double"]
+
+
+class SubscribeRequest(_Body):
+    """A new subscription of the profile to a resource's channel (R10-R17)."""
+
+    resource_id: str
+    channel: str
+    contact: str = Field(min_length=1, max_length=512)
+    priority: int | None = Field(default=None, ge=0, description="0 is the highest (R12).")
+    categories: dict[str, bool] | None = Field(
+        default=None, description="Per category: subscribed or not; default: all subscribed."
+    )
+    fields: dict[str, JsonValue] = Field(default_factory=dict, description="R17 fields.")
+    custom: dict[str, JsonValue] = Field(default_factory=dict)
+    how: Literal["api", "form", "import"] = "api"
+    ip: str | None = Field(default=None, max_length=45)
+
+
+class SubscriptionPatch(_Body):
+    """Changes to one subscription; each present part is its own event."""
+
+    status: GlobalStatus | None = None
+    priority: int | None = Field(default=None, ge=0)
+    categories: dict[str, bool] | None = None
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+    custom: dict[str, JsonValue] = Field(default_factory=dict)
+    how: Literal["api", "form", "import"] = "api"
+    ip: str | None = Field(default=None, max_length=45)
+
+
+class LedgerEntry(_Body):
+    """One consent-relevant change of a subscription (R9, R11, R16, R20)."""
+
+    at: datetime
+    change: str
+    status: GlobalStatus | None = None
+    categories: dict[str, bool] | None = None
+    how: str | None = None
+    ip: str | None = None
+    detail: str | None = None
+
+
+class SubscriptionView(_Body):
+    """A subscription now, with its consent history."""
+
+    sub_id: UUID
+    resource_id: str
+    channel: str
+    contact: str
+    status: GlobalStatus
+    priority: int
+    categories: dict[str, bool]
+    fields: dict[str, JsonValue]
+    custom: dict[str, JsonValue]
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    history: tuple[LedgerEntry, ...] = ()
+
+
+class SubscriptionWriteResponse(_Body):
+    """An accepted subscription change; the token reads it back."""
+
+    sub_id: UUID
+    evicted: UUID | None = Field(default=None, description="Replaced to make room (R14).")
+    priority: int | None = None
+    status: GlobalStatus | None = None
+    consistency_token: str
+
+
+class RecipientView(_Body):
+    """Who a message would go to, or why nobody (R7, R12, R16)."""
+
+    profile_id: UUID
+    resource_id: str
+    channel: str
+    category: str | None = None
+    sub_id: UUID | None = None
+    contact: str | None = None
+    priority: int | None = None
+    reason: str | None = Field(
+        default=None,
+        description="global_status, no_subscription, no_sendable_subscription, "
+        "category_unsubscribed, or profile_not_found.",
+    )
+    detail: str | None = None

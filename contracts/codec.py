@@ -14,6 +14,17 @@ from contracts.profile_events import (
     ProfileStatusChanged,
     ProfileUpdated,
 )
+from contracts.subscription_events import (
+    ResourceCreated,
+    ResourceUpdated,
+    SubscriptionAdded,
+    SubscriptionCategoriesChanged,
+    SubscriptionDeleted,
+    SubscriptionEvicted,
+    SubscriptionFieldsChanged,
+    SubscriptionPriorityChanged,
+    SubscriptionStatusChanged,
+)
 from contracts.upcast import upcast
 
 Event = Annotated[
@@ -23,7 +34,16 @@ Event = Annotated[
     | ProfileDeleted
     | DatabaseCreated
     | FieldAdded
-    | FieldRemoved,
+    | FieldRemoved
+    | ResourceCreated
+    | ResourceUpdated
+    | SubscriptionAdded
+    | SubscriptionEvicted
+    | SubscriptionStatusChanged
+    | SubscriptionPriorityChanged
+    | SubscriptionCategoriesChanged
+    | SubscriptionFieldsChanged
+    | SubscriptionDeleted,
     Field(discriminator="type"),
 ]
 
@@ -35,6 +55,15 @@ EVENT_CLASSES: Final = (
     DatabaseCreated,
     FieldAdded,
     FieldRemoved,
+    ResourceCreated,
+    ResourceUpdated,
+    SubscriptionAdded,
+    SubscriptionEvicted,
+    SubscriptionStatusChanged,
+    SubscriptionPriorityChanged,
+    SubscriptionCategoriesChanged,
+    SubscriptionFieldsChanged,
+    SubscriptionDeleted,
 )
 CURRENT_VERSIONS: Final[dict[str, int]] = {
     cls.model_fields["type"].default: cls.model_fields["schema_version"].default

@@ -12,6 +12,7 @@ from domain.database import DatabaseState, fold_all
 from domain.fields import FieldDef
 
 STRUCTURE_EVENTS = (DatabaseCreated, FieldAdded, FieldRemoved)
+STRUCTURE_TYPES = frozenset(c.model_fields["type"].default for c in STRUCTURE_EVENTS)
 
 
 async def load(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, DatabaseState]:
@@ -51,7 +52,7 @@ async def get(conn: asyncpg.Connection, database_id: str) -> DatabaseState | Non
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Fold the structure events of a batch into the databases they touch."""
-    own = [e for e in events if isinstance(e, STRUCTURE_EVENTS)]
+    own = [e for e in events if e.type in STRUCTURE_TYPES]
     if not own:
         return
     states = await load(conn, {e.database_id for e in own})

@@ -24,6 +24,7 @@ _COLUMNS = (
 )
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
+PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS)
 Lookup = Literal["md5", "xxh", "email", "phone"]
 
 
@@ -94,7 +95,7 @@ def apply(states: Loaded, events: Sequence[Event]) -> Changes:
     """Fold the events into the states; return only what changed (None = deleted, R26)."""
     per_profile: dict[UUID, list[Event]] = {}
     for event in events:  # grouping keeps each profile's own order
-        if isinstance(event, PROFILE_EVENTS) and event.subject not in states.tombstones:
+        if event.type in PROFILE_TYPES and event.subject not in states.tombstones:
             per_profile.setdefault(event.subject, []).append(event)
     upserts: dict[UUID, ProfileState] = {}
     deletions: dict[UUID, datetime] = {}
@@ -164,7 +165,7 @@ async def _upsert(conn: asyncpg.Connection, s: list[ProfileState]) -> None:
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Load, fold and write one batch: three round trips whatever its size."""
-    subjects = {e.subject for e in events if isinstance(e, PROFILE_EVENTS)}
+    subjects = {e.subject for e in events if e.type in PROFILE_TYPES}
     if subjects:
         await write(conn, apply(await load(conn, subjects), events))
 

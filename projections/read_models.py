@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts import Event
-from projections import databases, profiles
+from projections import databases, profiles, subscriptions
 
 NAME = "read_models"
 
@@ -16,3 +16,4 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Hand the batch to every read model; each takes the events it knows."""
     await databases.project(conn, events)
     await profiles.project(conn, events)
+    await subscriptions.project(conn, events)

@@ -12,7 +12,15 @@ from fastapi.exceptions import RequestValidationError
 
 from domain.errors import ValidationError
 from projections import read_models
-from services import asyncapi, auth, routes_admin, routes_imports, routes_reads, routes_writes
+from services import (
+    asyncapi,
+    auth,
+    routes_admin,
+    routes_imports,
+    routes_reads,
+    routes_subscriptions,
+    routes_writes,
+)
 from services.body_limit import BodyLimit
 from services.http_common import invalid_domain, invalid_request
 from services.import_worker import ImportWorker
@@ -63,6 +71,9 @@ def create_app(
         app.include_router(routes_admin.router())
         app.include_router(routes_writes.router())
         app.include_router(routes_imports.router())
+        app.include_router(routes_subscriptions.admin_router())
+        app.include_router(routes_subscriptions.write_router())
     if query:
         app.include_router(routes_reads.router())
+        app.include_router(routes_subscriptions.read_router())
     return app

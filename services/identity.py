@@ -294,3 +294,13 @@ async def release(
         list(kinds),
         list(phones),
     )
+
+
+async def suppress_address(conn: asyncpg.Connection, email: str, profile_id: UUID | None) -> None:
+    """Put an address on the global suppression list (R8: a hard bounce)."""
+    await conn.execute(
+        "INSERT INTO ingest.suppressions (email, profile_id) VALUES ($1, $2) "
+        "ON CONFLICT (email) DO NOTHING",
+        email,
+        profile_id,
+    )

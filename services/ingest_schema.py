@@ -68,6 +68,17 @@ CREATE TABLE IF NOT EXISTS ingest.import_errors (
     errors jsonb  NOT NULL,
     PRIMARY KEY (job_id, row_no)
 );
+CREATE TABLE IF NOT EXISTS ingest.resources (
+    resource_id text PRIMARY KEY,
+    database_id text NOT NULL REFERENCES ingest.databases,
+    config      jsonb NOT NULL
+);
+-- One row per profile: its subscription list, the aggregate every subscription decision
+-- (priorities, the limits, evictions) is taken on, under this row's lock.
+CREATE TABLE IF NOT EXISTS ingest.subscription_lists (
+    profile_id    uuid PRIMARY KEY,
+    subscriptions jsonb NOT NULL DEFAULT '[]'
+);
 CREATE TABLE IF NOT EXISTS ingest.suppressions (
     email      text COLLATE "C" PRIMARY KEY,
     since      timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,222 @@
+"""The resources and subscriptions read models, and the consent ledger (R9-R17, R20)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts import Event, ResourceCreated, ResourceUpdated
+from domain.subscription_list import SUBSCRIPTION_TYPES, LedgerEntry, fold
+from domain.subscriptions import Subscription
+
+_RESOURCE_TYPES = frozenset({"resource.created", "resource.updated"})
+_SUB_COLUMNS = (
+    "sub_id, profile_id, resource_id, channel, contact, status, priority, categories, fields, "
+    "custom, deleted, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class StoredSubscription:
+    """A subscription row: the domain value plus its bookkeeping."""
+
+    profile_id: UUID
+    subscription: Subscription
+    updated_at: datetime
+
+
+async def load(
+    conn: asyncpg.Connection, profiles: Iterable[UUID]
+) -> dict[UUID, list[StoredSubscription]]:
+    """Every subscription of the given profiles, in one query."""
+    rows = await conn.fetch(
+        f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE profile_id = ANY($1::uuid[]) "
+        "ORDER BY profile_id, created_at, sub_id",
+        list(profiles),
+    )
+    out: dict[UUID, list[StoredSubscription]] = {}
+    for r in rows:
+        out.setdefault(r["profile_id"], []).append(_stored(r))
+    return out
+
+
+async def _load_ids(
+    conn: asyncpg.Connection, ids: Iterable[UUID]
+) -> dict[UUID, list[StoredSubscription]]:
+    rows = await conn.fetch(
+        f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE sub_id = ANY($1::uuid[]) "
+        "ORDER BY profile_id, created_at, sub_id",
+        list(ids),
+    )
+    out: dict[UUID, list[StoredSubscription]] = {}
+    for r in rows:
+        out.setdefault(r["profile_id"], []).append(_stored(r))
+    return out
+
+
+async def ledger(conn: asyncpg.Connection, profile_id: UUID) -> dict[UUID, list[dict[str, Any]]]:
+    """The consent history of each subscription of a profile, oldest first."""
+    rows = await conn.fetch(
+        "SELECT sub_id, at, change, status, categories, how, ip, detail FROM subscription_ledger "
+        "WHERE profile_id = $1 ORDER BY id",
+        profile_id,
+    )
+    out: dict[UUID, list[dict[str, Any]]] = {}
+    for r in rows:
+        entry = {k: r[k] for k in ("at", "change", "status", "categories", "how", "ip", "detail")}
+        out.setdefault(r["sub_id"], []).append(entry)
+    return out
+
+
+async def resource(conn: asyncpg.Connection, resource_id: str) -> asyncpg.Record | None:
+    """One resource's row, or None."""
+    return await conn.fetchrow("SELECT * FROM resources WHERE resource_id = $1", resource_id)
+
+
+async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Resources, subscriptions and ledger lines of one batch, set-based."""
+    await _resources(
+        conn,
+        [e for e in events if e.type in _RESOURCE_TYPES],  # type: ignore[misc]
+    )
+    own = [e for e in events if e.type in SUBSCRIPTION_TYPES]
+    gone = [e.subject for e in events if e.type == "profile.deleted"]
+    if own:
+        await _subscriptions(conn, own)
+    if gone:  # R26: the profile's subscriptions and their history go with it
+        await conn.execute("DELETE FROM subscriptions WHERE profile_id = ANY($1::uuid[])", gone)
+        await conn.execute(
+            "DELETE FROM subscription_ledger WHERE profile_id = ANY($1::uuid[])", gone
+        )
+
+
+async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    per_profile: dict[UUID, list[Event]] = {}
+    referenced: set[UUID] = set()
+    for event in events:
+        per_profile.setdefault(event.subject, []).append(event)
+        referenced.add(event.data.sub_id)  # type: ignore[union-attr]  # SUBSCRIPTION_EVENTS only
+        if event.type == "subscription.added":
+            referenced.update(event.data.reprioritised)
+    # every event names the subscriptions it touches, so only those rows are loaded, not the
+    # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
+    stored = await _load_ids(conn, referenced)
+    upserts: list[tuple[UUID, Subscription, datetime]] = []
+    removed: list[UUID] = []
+    lines: list[tuple[UUID, LedgerEntry]] = []
+    for profile_id, own in per_profile.items():
+        before = stored.get(profile_id, [])
+        previous = {s.subscription.sub_id: s.updated_at for s in before}
+        folded = fold([s.subscription for s in before], own)
+        for sub in folded.subscriptions:
+            if sub.sub_id in folded.changed:
+                when = folded.updated_at.get(sub.sub_id, previous.get(sub.sub_id, sub.created_at))
+                upserts.append((profile_id, sub, when))
+        removed += folded.removed
+        lines += [(profile_id, entry) for entry in folded.ledger]
+    if removed:
+        await conn.execute("DELETE FROM subscriptions WHERE sub_id = ANY($1::uuid[])", removed)
+    if upserts:
+        await _upsert(conn, upserts)
+    if lines:
+        await _ledger(conn, lines)
+
+
+async def _upsert(
+    conn: asyncpg.Connection, rows: list[tuple[UUID, Subscription, datetime]]
+) -> None:
+    await conn.execute(
+        f"""
+        INSERT INTO subscriptions ({_SUB_COLUMNS})
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::jsonb[],
+                             $11::bool[], $12::timestamptz[], $13::timestamptz[])
+        ON CONFLICT (sub_id) DO UPDATE SET
+            status = excluded.status, priority = excluded.priority,
+            categories = excluded.categories, fields = excluded.fields, custom = excluded.custom,
+            deleted = excluded.deleted, updated_at = excluded.updated_at
+        """,
+        [s.sub_id for _, s, _ in rows],
+        [p for p, _, _ in rows],
+        [s.resource_id for _, s, _ in rows],
+        [s.channel for _, s, _ in rows],
+        [s.contact for _, s, _ in rows],
+        [s.status for _, s, _ in rows],
+        [s.priority for _, s, _ in rows],
+        [dict(s.categories) for _, s, _ in rows],
+        [dict(s.fields) for _, s, _ in rows],
+        [dict(s.custom) for _, s, _ in rows],
+        [s.deleted for _, s, _ in rows],
+        [s.created_at for _, s, _ in rows],
+        [w for _, _, w in rows],
+    )
+
+
+async def _ledger(conn: asyncpg.Connection, lines: list[tuple[UUID, LedgerEntry]]) -> None:
+    await conn.execute(
+        "INSERT INTO subscription_ledger "
+        "(profile_id, sub_id, at, change, status, categories, how, ip, detail) "
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], "
+        "$5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])",
+        [p for p, _ in lines],
+        [e.sub_id for _, e in lines],
+        [e.at for _, e in lines],
+        [e.change for _, e in lines],
+        [e.status for _, e in lines],
+        [None if e.categories is None else dict(e.categories) for _, e in lines],
+        [e.how for _, e in lines],
+        [e.ip for _, e in lines],
+        [e.detail for _, e in lines],
+    )
+
+
+async def _resources(
+    conn: asyncpg.Connection, events: Sequence[ResourceCreated | ResourceUpdated]
+) -> None:
+    if not events:
+        return
+    latest = {e.subject: e for e in events}  # the whole configuration is in each event
+    await conn.executemany(
+        "INSERT INTO resources (resource_id, database_id, name, channels, categories, "
+        "custom_fields, raise_priority, opt_in, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (resource_id) DO UPDATE SET "
+        "name = excluded.name, channels = excluded.channels, categories = excluded.categories, "
+        "custom_fields = excluded.custom_fields, raise_priority = excluded.raise_priority, "
+        "opt_in = excluded.opt_in, updated_at = excluded.updated_at",
+        [
+            (
+                e.data.resource_id,
+                e.database_id,
+                e.data.name,
+                list(e.data.channels),
+                list(e.data.categories),
+                [f.model_dump() for f in e.data.custom_fields],
+                e.data.raise_priority,
+                e.data.opt_in,
+                e.time,
+            )
+            for e in latest.values()
+        ],
+    )
+
+
+def _stored(r: asyncpg.Record) -> StoredSubscription:
+    sub = Subscription(
+        sub_id=r["sub_id"],
+        resource_id=r["resource_id"],
+        channel=r["channel"],
+        contact=r["contact"],
+        status=r["status"],
+        priority=r["priority"],
+        created_at=r["created_at"],
+        categories=r["categories"],
+        fields=r["fields"],
+        custom=r["custom"],
+        deleted=r["deleted"],
+    )
+    return StoredSubscription(r["profile_id"], sub, r["updated_at"])

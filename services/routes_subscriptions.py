@@ -1,0 +1,333 @@
+"""Resource and subscription routes (R7, R9-R17), and who receives a message."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from contracts import Consent
+from contracts.api import (
+    ChannelFieldBody,
+    LedgerEntry,
+    Problem,
+    RecipientView,
+    ResourcePatch,
+    ResourceRequest,
+    ResourceView,
+    SubscribeRequest,
+    SubscriptionPatch,
+    SubscriptionView,
+    SubscriptionWriteResponse,
+)
+from domain.errors import ValidationError
+from domain.resources import FieldSpec, Resource, define_resource
+from domain.subscriptions import NoRecipient, recipient
+from projections import profiles
+from projections import subscriptions as read
+from services import auth, consistency, resources
+from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
+from services.subscribing import (
+    Change,
+    ExistsError,
+    NewSubscription,
+    NotFoundError,
+    Outcome,
+    Subscriptions,
+)
+
+Admin = Annotated[auth.ApiKey, Depends(auth.require("admin"))]
+Writer = Annotated[auth.ApiKey, Depends(auth.require("write"))]
+Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
+Token = Annotated[str | None, Header(alias="Consistency-Token")]
+_ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 422: {"model": Problem}}
+
+
+def admin_router() -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["admin"])
+    r.add_api_route(
+        "/resources",
+        create_resource,
+        methods=["POST"],
+        status_code=201,
+        response_model=ResourceView,
+        responses={409: {"model": Problem}, **_ERRORS},
+    )
+    r.add_api_route(
+        "/resources/{resource_id}",
+        get_resource,
+        methods=["GET"],
+        response_model=ResourceView,
+        responses=_ERRORS,
+    )
+    r.add_api_route(
+        "/resources/{resource_id}",
+        patch_resource,
+        methods=["PATCH"],
+        response_model=ResourceView,
+        responses=_ERRORS,
+    )
+    return r
+
+
+def write_router() -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["subscriptions"])
+    r.add_api_route(
+        "/profiles/{profile_id}/subscriptions",
+        subscribe,
+        methods=["POST"],
+        status_code=201,
+        response_model=SubscriptionWriteResponse,
+        responses={409: {"model": Problem}, **_ERRORS},
+    )
+    r.add_api_route(
+        "/profiles/{profile_id}/subscriptions/{sub_id}",
+        change,
+        methods=["PATCH"],
+        response_model=SubscriptionWriteResponse,
+        responses=_ERRORS,
+    )
+    r.add_api_route(
+        "/profiles/{profile_id}/subscriptions/{sub_id}",
+        delete,
+        methods=["DELETE"],
+        response_model=SubscriptionWriteResponse,
+        responses=_ERRORS,
+    )
+    return r
+
+
+def read_router() -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["reads"])
+    r.add_api_route(
+        "/profiles/{profile_id}/subscriptions",
+        list_subscriptions,
+        methods=["GET"],
+        response_model=list[SubscriptionView],
+        responses=_ERRORS,
+    )
+    r.add_api_route(
+        "/resources/{resource_id}/recipient",
+        who_receives,
+        methods=["GET"],
+        response_model=RecipientView,
+        responses=_ERRORS,
+    )
+    return r
+
+
+async def create_resource(body: ResourceRequest, request: Request, _: Admin) -> Any:
+    """Create a resource with its channels, categories, custom channel fields and options."""
+    resource = define_resource(
+        body.resource_id,
+        body.database_id,
+        body.name,
+        body.channels,
+        body.categories,
+        [FieldSpec(f.name, f.type, f.options) for f in body.custom_fields],
+        body.raise_priority,
+        body.opt_in,
+    )
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn:
+        try:
+            event = await resources.create(conn, resource)
+        except ValidationError as bad:
+            taken = any(v.rule == "resource_exists" for v in bad.violations)
+            if taken:
+                return problem(409, "Resource exists", errors=field_errors(bad.violations))
+            raise
+    positions = await rt.log.append([event])
+    return _resource_response(resource, consistency.token(positions), 201)
+
+
+async def get_resource(resource_id: str, request: Request, _: Reader) -> Any:
+    """A resource's configuration, as the intake enforces it."""
+    async with runtime(request).pool.acquire() as conn:
+        resource = await resources.load(conn, resource_id)
+    return problem(404, "Resource not found") if resource is None else _resource_view(resource)
+
+
+async def patch_resource(resource_id: str, body: ResourcePatch, request: Request, _: Admin) -> Any:
+    """Change a resource; absent parts stay."""
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        current = await resources.load(conn, resource_id, lock=True)
+        if current is None:
+            return problem(404, "Resource not found")
+        fields = (
+            [FieldSpec(f.name, f.type, f.options) for f in body.custom_fields]
+            if body.custom_fields is not None
+            else [FieldSpec(f.name, f.type, f.options) for f in current.custom_fields.values()]
+        )
+        resource = define_resource(
+            resource_id,
+            current.database_id,
+            body.name or current.name,
+            body.channels if body.channels is not None else current.channels,
+            body.categories if body.categories is not None else current.categories,
+            fields,
+            current.raise_priority if body.raise_priority is None else body.raise_priority,
+            body.opt_in or current.opt_in,
+        )
+        event = await resources.update(conn, resource)
+    positions = await rt.log.append([event])
+    return _resource_response(resource, consistency.token(positions), 200)
+
+
+async def subscribe(profile_id: UUID, body: SubscribeRequest, request: Request, _: Writer) -> Any:
+    """Add a subscription (R10-R17); when a limit is hit an existing one is replaced (R14)."""
+    new = NewSubscription(
+        resource_id=body.resource_id,
+        channel=body.channel,
+        contact=body.contact,
+        priority=body.priority,
+        categories=body.categories,
+        fields=body.fields,
+        custom=body.custom,
+        consent=Consent(how=body.how, ip=body.ip),
+    )
+    try:
+        outcome = await _service(request).add(profile_id, new)
+    except NotFoundError:
+        return problem(404, "Profile not found")
+    except ExistsError as exists:
+        return problem(409, "Subscription exists", f"sub_id {exists.sub_id}")
+    return _write_response(outcome, 201)
+
+
+async def change(
+    profile_id: UUID, sub_id: UUID, body: SubscriptionPatch, request: Request, _: Writer
+) -> Any:
+    """Change a subscription's status, priority, categories or channel fields."""
+    patch = Change(
+        status=body.status,
+        priority=body.priority,
+        categories=body.categories,
+        fields=body.fields,
+        custom=body.custom,
+        consent=Consent(how=body.how, ip=body.ip),
+    )
+    try:
+        outcome = await _service(request).change(profile_id, sub_id, patch)
+    except NotFoundError as missing:
+        return problem(404, "Not found", str(missing))
+    return _write_response(outcome, 200)
+
+
+async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: Writer) -> Any:
+    """Delete a subscription (soft: it counts toward the limits until replaced, R14)."""
+    try:
+        outcome = await _service(request).delete(profile_id, sub_id)
+    except NotFoundError as missing:
+        return problem(404, "Not found", str(missing))
+    return _write_response(outcome, 200)
+
+
+async def list_subscriptions(
+    profile_id: UUID,
+    request: Request,
+    _: Reader,
+    token: Token = None,
+) -> Any:
+    """The profile's subscription list with each one's consent history."""
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    async with rt.pool.acquire() as conn:
+        if await profiles.get(conn, profile_id) is None:
+            return problem(404, "Profile not found")
+        stored = (await read.load(conn, [profile_id])).get(profile_id, [])
+        history = await read.ledger(conn, profile_id)
+    views = [
+        SubscriptionView(
+            sub_id=s.subscription.sub_id,
+            resource_id=s.subscription.resource_id,
+            channel=s.subscription.channel,
+            contact=s.subscription.contact,
+            status=s.subscription.status,
+            priority=s.subscription.priority,
+            categories=dict(s.subscription.categories),
+            fields=dict(s.subscription.fields),
+            custom=dict(s.subscription.custom),
+            deleted=s.subscription.deleted,
+            created_at=s.subscription.created_at,
+            updated_at=s.updated_at,
+            history=tuple(LedgerEntry(**e) for e in history.get(s.subscription.sub_id, [])),
+        ).model_dump(mode="json")
+        for s in stored
+    ]
+    headers = {} if reached else {"Consistency": "behind"}
+    return JSONResponse(views, headers=headers)
+
+
+async def who_receives(
+    resource_id: str,
+    request: Request,
+    _: Reader,
+    profile_id: Annotated[UUID, Query()],
+    channel: Annotated[str, Query()],
+    category: Annotated[str | None, Query()] = None,
+) -> Any:
+    """The contact a message would go to, or a machine-readable reason why none (R7, R12, R16)."""
+    base = RecipientView(
+        profile_id=profile_id, resource_id=resource_id, channel=channel, category=category
+    )
+    async with runtime(request).pool.acquire() as conn:
+        profile = await profiles.get(conn, profile_id)
+        if profile is None:
+            return _with(base, reason="profile_not_found", detail="no such profile")
+        stored = (await read.load(conn, [profile_id])).get(profile_id, [])
+    chosen = recipient(
+        profile.status, [s.subscription for s in stored], resource_id, channel, category
+    )
+    if isinstance(chosen, NoRecipient):
+        return _with(base, reason=chosen.reason, detail=chosen.detail)
+    return _with(base, sub_id=chosen.sub_id, contact=chosen.contact, priority=chosen.priority)
+
+
+def _with(view: RecipientView, **changes: Any) -> RecipientView:
+    return view.model_copy(update=changes)
+
+
+def _service(request: Request) -> Subscriptions:
+    rt = runtime(request)
+    return Subscriptions(rt.pool, rt.log)
+
+
+def _write_response(outcome: Outcome, status: int) -> JSONResponse:
+    body = SubscriptionWriteResponse(
+        sub_id=outcome.sub_id,
+        evicted=outcome.evicted,
+        priority=outcome.priority,
+        status=outcome.status,
+        consistency_token=consistency.token(outcome.positions),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def _resource_view(resource: Resource) -> ResourceView:
+    return ResourceView(
+        resource_id=resource.resource_id,
+        database_id=resource.database_id,
+        name=resource.name,
+        channels=resource.channels,
+        categories=resource.categories,
+        custom_fields=tuple(
+            ChannelFieldBody(name=f.name, type=f.type, options=list(f.options) or None)
+            for f in resource.custom_fields.values()
+        ),
+        raise_priority=resource.raise_priority,
+        opt_in=resource.opt_in,
+    )
+
+
+def _resource_response(resource: Resource, token: str, status: int) -> JSONResponse:
+    return JSONResponse(
+        _resource_view(resource).model_dump(mode="json"),
+        status_code=status,
+        headers={"Consistency-Token": token},
+    )

@@ -1,0 +1,378 @@
+"""Subscription commands at intake (R9-R17, R20): decide under the profile's lock, then append.
+
+Every command on one profile takes the lock on its row of `ingest.subscription_lists`, decides
+with the pure rules of `domain.subscriptions` (priorities, the 200/20 limits and the eviction
+order), stores the new list, and appends the events while still holding the lock, so the log
+order of a profile's subscription events is the order they were decided in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import JsonValue
+
+from contracts import (
+    Consent,
+    Event,
+    GlobalStatus,
+    SubscriptionAdded,
+    SubscriptionAddedData,
+    SubscriptionCategoriesChanged,
+    SubscriptionCategoriesChangedData,
+    SubscriptionDeleted,
+    SubscriptionDeletedData,
+    SubscriptionEvicted,
+    SubscriptionEvictedData,
+    SubscriptionFieldsChanged,
+    SubscriptionFieldsChangedData,
+    SubscriptionPriorityChanged,
+    SubscriptionPriorityChangedData,
+    SubscriptionStatusChanged,
+    SubscriptionStatusChangedData,
+)
+from domain.errors import DomainError, ValidationError, Violation
+from domain.resources import Resource
+from domain.subscription_list import fold
+from domain.subscriptions import (
+    CampaignAction,
+    Subscription,
+    initial_status,
+    normalise_contact,
+    place,
+    status_after,
+    validate_channel_fields,
+    validate_custom_channel_fields,
+)
+from services import identity, resources
+from services.eventlog.port import EventLog, Position
+
+SOURCE = "/v1/subscriptions"
+
+
+class NotFoundError(DomainError):
+    """The profile or the subscription does not exist."""
+
+
+class ExistsError(DomainError):
+    """An active subscription of that (resource, channel, contact) exists already."""
+
+    def __init__(self, sub_id: UUID) -> None:
+        super().__init__(str(sub_id))
+        self.sub_id = sub_id
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    """What a client asks for."""
+
+    resource_id: str
+    channel: str
+    contact: str
+    priority: int | None = None
+    categories: dict[str, bool] | None = None
+    fields: dict[str, JsonValue] | None = None
+    custom: dict[str, JsonValue] | None = None
+    consent: Consent = field(default_factory=lambda: Consent(how="api"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """Changes to one subscription."""
+
+    status: GlobalStatus | None = None
+    priority: int | None = None
+    categories: dict[str, bool] | None = None
+    fields: dict[str, JsonValue] | None = None
+    custom: dict[str, JsonValue] | None = None
+    consent: Consent = field(default_factory=lambda: Consent(how="api"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decided command: the events appended and where."""
+
+    sub_id: UUID
+    events: list[Event]
+    positions: list[Position]
+    evicted: UUID | None = None
+    priority: int | None = None
+    status: GlobalStatus | None = None
+
+
+@dataclass(frozen=True)
+class Subscriptions:
+    """The subscription commands, over a pool and the event log."""
+
+    pool: asyncpg.Pool
+    log: EventLog
+
+    async def add(self, profile_id: UUID, new: NewSubscription) -> Outcome:
+        """Subscribe; an eviction makes room when a limit is hit (R14)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            resource = await resources.load(conn, new.resource_id)
+            contact, fields, custom, categories = _checked(resource, database_id, new)
+            assert resource is not None
+            subs = await _lock(conn, profile_id)
+            for s in subs:
+                if (s.resource_id, s.channel, s.contact, s.deleted) == (
+                    new.resource_id,
+                    new.channel,
+                    contact,
+                    False,
+                ):
+                    raise ExistsError(s.sub_id)
+            status = initial_status(resource.opt_in)
+            if new.channel == "email" and await identity.suppressed(conn, [contact]):
+                status = "hard_bounced"  # R8: a suppressed address is never sendable
+            placement = place(
+                subs,
+                new.resource_id,
+                new.channel,
+                priority=new.priority,
+                raise_priority=resource.raise_priority,
+            )
+            sub_id, now = uuid.uuid4(), datetime.now(UTC)
+            events: list[Event] = []
+            if placement.victim is not None:
+                assert placement.scope is not None
+                evicted = SubscriptionEvictedData(
+                    sub_id=placement.victim.sub_id, scope=placement.scope, replaced_by=sub_id
+                )
+                events.append(
+                    SubscriptionEvicted(**_env(profile_id, database_id, now), data=evicted)
+                )
+            added = SubscriptionAddedData(
+                sub_id=sub_id,
+                resource_id=new.resource_id,
+                channel=new.channel,
+                contact=contact,
+                status=status,
+                priority=placement.priority,
+                explicit_priority=new.priority is not None,
+                reprioritised=dict(placement.reprioritised),
+                categories=categories,
+                fields=fields,
+                custom=custom,
+                consent=new.consent,
+            )
+            events.append(SubscriptionAdded(**_env(profile_id, database_id, now), data=added))
+            positions = await self._commit(conn, profile_id, subs, events)
+        victim = placement.victim.sub_id if placement.victim else None
+        return Outcome(sub_id, events, positions, victim, placement.priority, status)
+
+    async def change(self, profile_id: UUID, sub_id: UUID, change: Change) -> Outcome:
+        """Change status, priority, categories or fields: an event per part present."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            subs = await _lock(conn, profile_id)
+            sub = _find(subs, sub_id)
+            resource = await resources.load(conn, sub.resource_id)
+            env = _env(profile_id, database_id, datetime.now(UTC))
+            events = _changes(resource, sub, change, env)
+            positions = await self._commit(conn, profile_id, subs, events) if events else []
+        return Outcome(sub_id, events, positions, status=change.status)
+
+    async def delete(self, profile_id: UUID, sub_id: UUID) -> Outcome:
+        """Soft-delete: the subscription stays in the list until a limit replaces it (R14)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            subs = await _lock(conn, profile_id)
+            sub = _find(subs, sub_id)
+            if sub.deleted:
+                return Outcome(sub_id, [], [])
+            event = SubscriptionDeleted(
+                **_env(profile_id, database_id, datetime.now(UTC)),
+                data=SubscriptionDeletedData(sub_id=sub_id),
+            )
+            positions = await self._commit(conn, profile_id, subs, [event])
+        return Outcome(sub_id, [event], positions)
+
+    async def react(
+        self, profile_id: UUID, sub_id: UUID, action: CampaignAction, detail: str | None = None
+    ) -> Outcome:
+        """A campaign action on the subscription a message went to (R9, R20); others untouched."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            subs = await _lock(conn, profile_id)
+            sub = _find(subs, sub_id)
+            status = status_after(sub.status, action)
+            if action == "hard_bounce" and sub.channel == "email":
+                await identity.suppress_address(conn, sub.contact, profile_id)  # R8
+            if status is None:
+                return Outcome(sub_id, [], [])
+            consent = Consent(how="campaign", detail=detail or action)
+            event = SubscriptionStatusChanged(
+                **_env(profile_id, database_id, datetime.now(UTC)),
+                data=SubscriptionStatusChangedData(sub_id=sub_id, status=status, consent=consent),
+            )
+            positions = await self._commit(conn, profile_id, subs, [event])
+        return Outcome(sub_id, [event], positions, status=status)
+
+    async def _commit(
+        self,
+        conn: asyncpg.Connection,
+        profile_id: UUID,
+        subs: Sequence[Subscription],
+        events: list[Event],
+    ) -> list[Position]:
+        after = fold(subs, events).subscriptions
+        await conn.execute(
+            "UPDATE ingest.subscription_lists SET subscriptions = $2 WHERE profile_id = $1",
+            profile_id,
+            [_plain(s) for s in after],
+        )
+        # still under the row lock: the log gets this profile's events in decision order
+        return await self.log.append(events)
+
+
+def _checked(
+    resource: Resource | None, database_id: str, new: NewSubscription
+) -> tuple[str, dict[str, JsonValue], dict[str, JsonValue], dict[str, bool]]:
+    if resource is None or resource.database_id != database_id:
+        rule = "unknown_resource" if resource is None else "resource_of_another_database"
+        raise ValidationError([Violation("resource_id", rule, new.resource_id)])
+    violations: list[Violation] = []
+    contact = ""
+    if new.channel not in resource.channels:
+        violations.append(Violation("channel", "unknown_channel", new.channel))
+    else:
+        contact = _collect(violations, lambda: normalise_contact(new.channel, new.contact), "")
+    fields = _collect(violations, lambda: validate_channel_fields(new.fields or {}), {})
+    custom = _collect(
+        violations,
+        lambda: validate_custom_channel_fields(resource.custom_fields, new.custom or {}),
+        {},
+    )
+    categories = _categories(resource, new.categories, violations)
+    if violations:
+        raise ValidationError(violations)
+    return contact, fields, custom, categories
+
+
+def _categories(
+    resource: Resource, given: dict[str, bool] | None, violations: list[Violation]
+) -> dict[str, bool]:
+    if given is None:
+        return dict.fromkeys(resource.categories, True)  # a new subscriber gets every category
+    unknown = [c for c in given if c not in resource.categories]
+    violations += [Violation(f"categories.{c}", "unknown_category", c) for c in unknown]
+    return {**dict.fromkeys(resource.categories, True), **given}
+
+
+def _changes(
+    resource: Resource | None, sub: Subscription, change: Change, env: dict[str, Any]
+) -> list[Event]:
+    violations: list[Violation] = []
+    events: list[Event] = []
+    if change.categories is not None and resource is not None:
+        unknown = [c for c in change.categories if c not in resource.categories]
+        violations += [Violation(f"categories.{c}", "unknown_category", c) for c in unknown]
+    fields = _collect(violations, lambda: validate_channel_fields(change.fields or {}), {})
+    defs = resource.custom_fields if resource is not None else MappingProxyType({})
+    custom = _collect(
+        violations, lambda: validate_custom_channel_fields(defs, change.custom or {}), {}
+    )
+    if violations:
+        raise ValidationError(violations)
+    if change.status is not None and change.status != sub.status:
+        data = SubscriptionStatusChangedData(
+            sub_id=sub.sub_id, status=change.status, consent=change.consent
+        )
+        events.append(SubscriptionStatusChanged(**env, data=data))
+    if change.priority is not None and change.priority != sub.priority:
+        data_p = SubscriptionPriorityChangedData(sub_id=sub.sub_id, priority=change.priority)
+        events.append(SubscriptionPriorityChanged(**env, data=data_p))
+    if change.categories:
+        data_c = SubscriptionCategoriesChangedData(
+            sub_id=sub.sub_id, categories=change.categories, consent=change.consent
+        )
+        events.append(SubscriptionCategoriesChanged(**env, data=data_c))
+    if fields or custom:
+        data_f = SubscriptionFieldsChangedData(sub_id=sub.sub_id, fields=fields, custom=custom)
+        events.append(SubscriptionFieldsChanged(**env, data=data_f))
+    return events
+
+
+def _collect(violations: list[Violation], check: Any, fallback: Any) -> Any:
+    try:
+        return check()
+    except ValidationError as error:
+        violations.extend(error.violations)
+        return fallback
+
+
+async def _database(conn: asyncpg.Connection, profile_id: UUID) -> str:
+    database_id = await identity.profile_database(conn, profile_id)
+    if database_id is None:
+        raise NotFoundError(f"profile {profile_id}")
+    return database_id
+
+
+async def _lock(conn: asyncpg.Connection, profile_id: UUID) -> list[Subscription]:
+    await conn.execute(
+        "INSERT INTO ingest.subscription_lists (profile_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        profile_id,
+    )
+    stored = await conn.fetchval(
+        "SELECT subscriptions FROM ingest.subscription_lists WHERE profile_id = $1 FOR UPDATE",
+        profile_id,
+    )
+    return [_subscription(s) for s in stored]
+
+
+def _find(subs: Sequence[Subscription], sub_id: UUID) -> Subscription:
+    for s in subs:
+        if s.sub_id == sub_id:
+            return s
+    raise NotFoundError(f"subscription {sub_id}")
+
+
+def _env(profile_id: UUID, database_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "source": SOURCE,
+        "time": now,
+        "subject": profile_id,
+        "database_id": database_id,
+    }
+
+
+def _plain(s: Subscription) -> dict[str, Any]:
+    return {
+        "sub_id": str(s.sub_id),
+        "resource_id": s.resource_id,
+        "channel": s.channel,
+        "contact": s.contact,
+        "status": s.status,
+        "priority": s.priority,
+        "created_at": s.created_at.isoformat(),
+        "categories": dict(s.categories),
+        "fields": dict(s.fields),
+        "custom": dict(s.custom),
+        "deleted": s.deleted,
+    }
+
+
+def _subscription(d: dict[str, Any]) -> Subscription:
+    return Subscription(
+        sub_id=UUID(d["sub_id"]),
+        resource_id=d["resource_id"],
+        channel=d["channel"],
+        contact=d["contact"],
+        status=d["status"],
+        priority=d["priority"],
+        created_at=datetime.fromisoformat(d["created_at"]),
+        categories=MappingProxyType(d["categories"]),
+        fields=MappingProxyType(d["fields"]),
+        custom=MappingProxyType(d["custom"]),
+        deleted=d["deleted"],
+    )

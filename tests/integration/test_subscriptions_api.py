@@ -1,0 +1,312 @@
+"""Resources and subscriptions over real HTTP and PostgreSQL (R7, R9-R17, R20)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from services.subscribing import Subscriptions
+from tests.api import Api
+
+pytestmark = pytest.mark.postgres
+
+
+async def _resource(api: Api, db: str, **options: Any) -> str:
+    resource_id = f"r_{uuid.uuid4().hex[:10]}"
+    body = {
+        "resource_id": resource_id,
+        "database_id": db,
+        "name": "News",
+        "channels": ["email", "sms", "app_inbox"],
+        "categories": ["news", "deals"],
+        "custom_fields": [{"name": "tier", "type": "enum", "options": "gold,silver"}],
+        **options,
+    }
+    created = await api.client.post("/v1/resources", json=body)
+    assert created.status_code == 201, created.text
+    return resource_id
+
+
+async def _profile(api: Api, db: str, **body: Any) -> str:
+    made = await api.client.post(f"/v1/databases/{db}/profiles", json=body)
+    assert made.status_code == 201, made.text
+    pid: str = made.json()["profile_id"]
+    return pid
+
+
+async def _subscribe(api: Api, pid: str, expect: int = 201, **body: Any) -> dict[str, Any]:
+    response = await api.client.post(f"/v1/profiles/{pid}/subscriptions", json=body)
+    assert response.status_code == expect, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _list(api: Api, pid: str, token: str) -> list[dict[str, Any]]:
+    response = await api.read(f"/v1/profiles/{pid}/subscriptions", token)
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def test_resource_round_trip_and_bad_definitions_R10_R16(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db, raise_priority=True, opt_in="double")
+    got = (await api.client.get(f"/v1/resources/{rid}")).json()
+    assert got["channels"] == ["email", "sms", "app_inbox"]
+    assert got["categories"] == ["news", "deals"]
+    assert got["custom_fields"] == [{"name": "tier", "type": "enum", "options": ["gold", "silver"]}]
+    assert (got["raise_priority"], got["opt_in"]) == (True, "double")
+    bad = await api.client.post(
+        "/v1/resources",
+        json={
+            "resource_id": "x1",
+            "database_id": db,
+            "name": "x",
+            "channels": ["Bad Name"],
+            "categories": ["ok", "NOT OK"],
+        },
+    )
+    assert bad.status_code == 422
+    assert {e["rule"] for e in bad.json()["errors"]} == {"channel_name_syntax", "category_syntax"}
+    patched = await api.client.patch(f"/v1/resources/{rid}", json={"raise_priority": False})
+    assert patched.json()["raise_priority"] is False
+
+
+async def test_bad_subscription_input_names_each_error_and_writes_nothing(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    before = await api.fetch("SELECT count(*) AS n FROM eventlog.events")
+    bad = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={
+            "resource_id": rid,
+            "channel": "email",
+            "contact": "not-an-email",
+            "fields": {"device_type": "tablet", "browser": "lynx"},
+            "custom": {"tier": "bronze"},
+            "categories": {"sports": True},
+        },
+    )
+    assert bad.status_code == 422
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("contact", "email_syntax"),
+        ("fields.device_type", "enum_option"),
+        ("fields.browser", "enum_option"),
+        ("custom.tier", "enum_option"),
+        ("categories.sports", "unknown_category"),
+    }
+    sms = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "sms", "contact": "12345"},
+    )
+    assert sms.json()["errors"] == [{"field": "contact", "rule": "phone_e164", "value": "12345"}]
+    unknown = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": "nope", "channel": "email", "contact": "a@example.com"},
+    )
+    assert unknown.json()["errors"][0]["rule"] == "unknown_resource"
+    channel = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "fax", "contact": "a@example.com"},
+    )
+    assert channel.json()["errors"][0]["rule"] == "unknown_channel"
+    negative = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "email", "contact": "a@example.com", "priority": -1},
+    )
+    assert negative.status_code == 422
+    assert negative.json()["errors"][0]["field"] == "priority"
+    assert await api.fetch("SELECT count(*) AS n FROM eventlog.events") == before
+
+
+async def test_subscribe_read_back_with_consent_history_R10_R9(api: Api) -> None:
+    db = await api.database()
+    single = await _resource(api, db)
+    double = await _resource(api, db, opt_in="double")
+    pid = await _profile(api, db)
+    first = await _subscribe(
+        api,
+        pid,
+        resource_id=single,
+        channel="email",
+        contact=" Ann@Example.com ",
+        fields={"device_type": "mobile", "ad_tracking_allowed": "yes"},
+        how="form",
+        ip="192.0.2.1",
+    )
+    assert (first["status"], first["priority"]) == ("subscribed", 0)
+    second = await _subscribe(
+        api, pid, resource_id=double, channel="email", contact="ann@example.com"
+    )
+    assert second["status"] == "unconfirmed"  # R9: double opt-in waits for the click
+    subs = {s["sub_id"]: s for s in await _list(api, pid, second["consistency_token"])}
+    got = subs[first["sub_id"]]
+    assert got["contact"] == "ann@example.com"
+    assert got["fields"] == {"device_type": "mobile", "ad_tracking_allowed": True}
+    assert got["categories"] == {"news": True, "deals": True}
+    assert got["history"][0]["change"] == "added"
+    assert (got["history"][0]["how"], got["history"][0]["ip"]) == ("form", "192.0.2.1")
+    dup = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": single, "channel": "email", "contact": "ann@example.com"},
+    )
+    assert dup.status_code == 409
+
+    service = Subscriptions(api.runtime.pool, api.runtime.log)
+    clicked = await service.react(uuid.UUID(pid), uuid.UUID(second["sub_id"]), "confirmation_click")
+    assert clicked.status == "subscribed"
+    from services import consistency
+
+    subs = {s["sub_id"]: s for s in await _list(api, pid, consistency.token(clicked.positions))}
+    assert subs[second["sub_id"]]["status"] == "subscribed"
+    assert [h["change"] for h in subs[second["sub_id"]]["history"]] == ["added", "status"]
+    assert subs[second["sub_id"]]["history"][1]["how"] == "campaign"
+
+
+async def test_priority_shifts_only_with_the_option_and_no_explicit_priority_R13(api: Api) -> None:
+    db = await api.database()
+    raising = await _resource(api, db, raise_priority=True)
+    plain = await _resource(api, db)
+    pid = await _profile(api, db)
+    a = await _subscribe(api, pid, resource_id=raising, channel="email", contact="a@example.com")
+    b = await _subscribe(api, pid, resource_id=raising, channel="email", contact="b@example.com")
+    c = await _subscribe(
+        api, pid, resource_id=raising, channel="email", contact="c@example.com", priority=5
+    )
+    other = await _subscribe(api, pid, resource_id=plain, channel="email", contact="a@example.com")
+    more = await _subscribe(api, pid, resource_id=plain, channel="email", contact="b@example.com")
+    subs = {s["sub_id"]: s["priority"] for s in await _list(api, pid, more["consistency_token"])}
+    assert subs[a["sub_id"]] == 1  # moved down when b came
+    assert subs[b["sub_id"]] == 0
+    assert subs[c["sub_id"]] == 5  # explicit: nobody moved
+    assert (subs[other["sub_id"]], subs[more["sub_id"]]) == (0, 1)  # option off: max + 1
+
+
+async def test_channel_limit_evicts_in_order_and_readding_is_new_R14_R15(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    subs = [
+        await _subscribe(api, pid, resource_id=rid, channel="email", contact=f"u{n}@example.com")
+        for n in range(20)
+    ]
+    bounced = subs[7]["sub_id"]
+    patch = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{bounced}", json={"status": "hard_bounced"}
+    )
+    assert patch.status_code == 200
+    sms = await _subscribe(api, pid, resource_id=rid, channel="sms", contact="+4930123456")
+    assert sms["evicted"] is None  # another (resource, channel): its own 20
+    extra = await _subscribe(api, pid, resource_id=rid, channel="email", contact="new@example.com")
+    assert extra["evicted"] == bounced  # R14: status tier before priority and age
+    listed = await _list(api, pid, extra["consistency_token"])
+    assert bounced not in {s["sub_id"] for s in listed}
+    assert len([s for s in listed if s["channel"] == "email"]) == 20
+    deleted = subs[3]["sub_id"]
+    assert (
+        await api.client.delete(f"/v1/profiles/{pid}/subscriptions/{deleted}")
+    ).status_code == 200
+    again = await _subscribe(api, pid, resource_id=rid, channel="email", contact="u7@example.com")
+    assert again["evicted"] == deleted  # soft-deleted ones go first
+    assert again["sub_id"] != bounced  # R15: a new subscription
+    listed = await _list(api, pid, again["consistency_token"])
+    readded = next(s for s in listed if s["sub_id"] == again["sub_id"])
+    assert readded["status"] == "subscribed"
+    assert [h["change"] for h in readded["history"]] == ["added"]
+    ledger = await api.fetch(
+        "SELECT change, detail FROM read_models.subscription_ledger WHERE sub_id = $1 ORDER BY id",
+        uuid.UUID(bounced),
+    )
+    assert [(r["change"], r["detail"]) for r in ledger][-1] == ("evicted", "resource_channel")
+
+
+async def test_profile_limit_picks_across_resources_R14(api: Api) -> None:
+    db = await api.database()
+    resources = [await _resource(api, db) for _ in range(10)]
+    pid = await _profile(api, db)
+    oldest = None
+    for rid in resources:
+        for n in range(20):
+            made = await _subscribe(
+                api, pid, resource_id=rid, channel="sms", contact=f"+49301{n:05d}"
+            )
+            oldest = oldest or made["sub_id"]
+    fresh = await _resource(api, db)
+    extra = await _subscribe(api, pid, resource_id=fresh, channel="email", contact="x@example.com")
+    # all subscribed, priorities 0..19 in each resource: the largest number, then the oldest
+    listed = await _list(api, pid, extra["consistency_token"])
+    assert len(listed) == 200
+    assert extra["evicted"] is not None
+    evicted = await api.fetch(
+        "SELECT detail FROM read_models.subscription_ledger "
+        "WHERE sub_id = $1 AND change = 'evicted'",
+        uuid.UUID(extra["evicted"]),
+    )
+    assert evicted[0]["detail"] == "profile"
+    assert oldest != extra["evicted"]  # the oldest has priority 0: kept
+
+
+async def test_campaign_actions_touch_only_their_subscription_R20_R11(api: Api) -> None:
+    db = await api.database()
+    one, two = await _resource(api, db), await _resource(api, db)
+    pid = await _profile(api, db)
+    a = await _subscribe(api, pid, resource_id=one, channel="email", contact="hb@example.com")
+    b = await _subscribe(api, pid, resource_id=two, channel="email", contact="hb@example.com")
+    c = await _subscribe(api, pid, resource_id=two, channel="sms", contact="+4930555555")
+    service = Subscriptions(api.runtime.pool, api.runtime.log)
+    bounce = await service.react(uuid.UUID(pid), uuid.UUID(a["sub_id"]), "hard_bounce")
+    unsub = await service.react(uuid.UUID(pid), uuid.UUID(c["sub_id"]), "unsubscribe_click")
+    assert (bounce.status, unsub.status) == ("hard_bounced", "unsubscribed")
+    from services import consistency
+
+    listed = {
+        s["sub_id"]: s["status"] for s in await _list(api, pid, consistency.token(unsub.positions))
+    }
+    assert listed == {
+        a["sub_id"]: "hard_bounced",
+        b["sub_id"]: "subscribed",
+        c["sub_id"]: "unsubscribed",
+    }
+    assert (await api.client.get("/v1/suppressions/hb@example.com")).status_code == 204  # R8
+    complaint = await service.react(uuid.UUID(pid), uuid.UUID(b["sub_id"]), "complaint")
+    assert complaint.status == "complainer"
+
+
+async def test_recipient_follows_status_priority_and_categories_R7_R12_R16(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    low = await _subscribe(
+        api, pid, resource_id=rid, channel="email", contact="low@example.com", priority=3
+    )
+    high = await _subscribe(
+        api, pid, resource_id=rid, channel="email", contact="high@example.com", priority=1
+    )
+    await api.read(f"/v1/profiles/{pid}/subscriptions", high["consistency_token"])
+
+    async def who(**params: Any) -> dict[str, Any]:
+        got = await api.client.get(
+            f"/v1/resources/{rid}/recipient",
+            params={"profile_id": pid, "channel": "email", **params},
+        )
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body
+
+    assert (await who())["contact"] == "high@example.com"  # R12: smallest number wins
+    off = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{high['sub_id']}", json={"categories": {"deals": False}}
+    )
+    await api.read(f"/v1/profiles/{pid}/subscriptions", off.json()["consistency_token"])
+    assert (await who(category="deals"))["contact"] == "low@example.com"  # R16
+    assert (await who(category="news"))["contact"] == "high@example.com"
+    await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{low['sub_id']}", json={"categories": {"deals": False}}
+    )
+    status = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "unsubscribed"})
+    await api.read(f"/v1/profiles/{pid}", status.json()["consistency_token"])
+    assert (await who())["reason"] == "global_status"  # R7
+    assert (await who(channel="sms"))["reason"] == "global_status"
