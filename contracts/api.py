@@ -363,3 +363,40 @@ class RecipientView(_Body):
         "category_unsubscribed, or profile_not_found.",
     )
     detail: str | None = None
+
+
+class CampaignActionEvent(_Body):
+    """A campaign action on the subscription a message went to (R9, R20)."""
+
+    type: Literal[
+        "campaign.confirmation_clicked",
+        "campaign.hard_bounced",
+        "campaign.complained",
+        "campaign.unsubscribe_clicked",
+    ]
+    profile_id: UUID
+    sub_id: UUID = Field(description="The subscription the message was sent to.")
+    campaign_id: str | None = Field(default=None, max_length=128)
+    message_id: str | None = Field(default=None, max_length=128)
+
+
+class EventsRequest(_Body):
+    """Events of the public contract, one or many (up to 1,000)."""
+
+    events: list[CampaignActionEvent] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class EventResult(_Body):
+    """What one posted event did."""
+
+    index: int
+    outcome: Literal["applied", "unchanged", "rejected"]
+    status: GlobalStatus | None = None
+    errors: tuple[FieldError, ...] = ()
+
+
+class EventsResponse(_Body):
+    """A result per event and a token covering the applied ones."""
+
+    results: tuple[EventResult, ...]
+    consistency_token: str

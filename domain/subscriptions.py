@@ -7,6 +7,10 @@ suspended, unconfirmed; then the lowest priority (largest number); then the olde
 Priorities (R12, R13): 0 is the highest; a new one without an explicit priority gets 0 and
 pushes the others of its (resource, channel) down by one when the resource says so, else it
 goes last (largest + 1, or 0).
+Who receives (R7, R12, R16): only a non-deleted subscription whose status and the profile's
+global status are both `subscribed` (and subscribed to the message's category, if any); of
+those the highest priority, ties to the newest. Campaign actions move a status (R9, R20).
+Contacts and standard channel fields (R17) are checked and put in canonical form here.
 """
 
 from __future__ import annotations
@@ -252,8 +256,11 @@ def normalise_contact(channel: str, raw: str) -> str:
 
 
 def check_channel_name(name: str) -> None:
-    """A custom channel's name: lower-case letters, digits and `_`, starting with a letter."""
-    if not _CHANNEL_NAME.fullmatch(name):
+    """A custom channel's name: lower-case letters, digits and `_`, starting with a letter.
+
+    A standard channel's name is refused: a custom channel may not pass for one (R10).
+    """
+    if not _CHANNEL_NAME.fullmatch(name) or name in STANDARD_CHANNELS:
         raise ValidationError([Violation("channel", "channel_name_syntax", name)])
 
 

@@ -15,6 +15,7 @@ import orjson
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
 from domain.identity import md5_id, xxh_id
 from domain.profile import ProfileState, fold_all
+from projections import plain
 
 NAME = "profiles"
 
@@ -190,10 +191,4 @@ def _state(row: asyncpg.Record) -> ProfileState:
 async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, object] | None:
     """The stored row of a profile, every column, for a personal data export (R27)."""
     row = await conn.fetchrow("SELECT * FROM profiles WHERE profile_id = $1", profile_id)
-    return None if row is None else {k: _plain(v) for k, v in row.items()}
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, UUID | datetime):
-        return str(value) if isinstance(value, UUID) else value.isoformat()
-    return value
+    return None if row is None else plain.row(row)

@@ -13,6 +13,7 @@ import asyncpg
 from contracts import Event, ResourceCreated, ResourceUpdated
 from domain.subscription_list import SUBSCRIPTION_TYPES, LedgerEntry, fold
 from domain.subscriptions import Subscription
+from projections import plain
 
 _RESOURCE_TYPES = frozenset({"resource.created", "resource.updated"})
 _SUB_COLUMNS = (
@@ -220,3 +221,19 @@ def _stored(r: asyncpg.Record) -> StoredSubscription:
         deleted=r["deleted"],
     )
     return StoredSubscription(r["profile_id"], sub, r["updated_at"])
+
+
+async def raw(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
+    """Every stored subscription row of a profile, for a personal data export (R27)."""
+    rows = await conn.fetch(
+        "SELECT * FROM subscriptions WHERE profile_id = $1 ORDER BY created_at", profile_id
+    )
+    return [plain.row(r) for r in rows]
+
+
+async def raw_ledger(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
+    """Every consent ledger line of a profile, for a personal data export (R27)."""
+    rows = await conn.fetch(
+        "SELECT * FROM subscription_ledger WHERE profile_id = $1 ORDER BY id", profile_id
+    )
+    return [plain.row(r) for r in rows]

@@ -246,6 +246,9 @@ async def forget(conn: asyncpg.Connection, profile_id: UUID, when: datetime) -> 
         )
         if database_id is not None:
             await conn.execute("DELETE FROM ingest.identities WHERE profile_id = $1", profile_id)
+            await conn.execute(
+                "DELETE FROM ingest.subscription_lists WHERE profile_id = $1", profile_id
+            )
         return database_id
 
 

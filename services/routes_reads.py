@@ -14,7 +14,7 @@ from domain.errors import ValidationError
 from domain.fields import tabs
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
-from projections import profiles
+from projections import profiles, subscriptions
 from services import auth
 from services.http_common import ProblemResponse, caught_up, problem, runtime
 
@@ -86,10 +86,16 @@ async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
         if state is None:
             return problem(404, "Profile not found")
         stored = await profiles.raw(conn, profile_id)
+        subs = await subscriptions.raw(conn, profile_id)
+        ledger = await subscriptions.raw_ledger(conn, profile_id)
     document = {
         "exported_at": datetime.now(UTC).isoformat(),
         "profile": view(state).model_dump(mode="json"),
-        "read_models": {"profiles": stored},
+        "read_models": {
+            "profiles": stored,
+            "subscriptions": subs,
+            "subscription_ledger": ledger,
+        },
     }
     return JSONResponse(
         document,

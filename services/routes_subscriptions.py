@@ -11,6 +11,10 @@ from fastapi.responses import JSONResponse
 from contracts import Consent
 from contracts.api import (
     ChannelFieldBody,
+    EventResult,
+    EventsRequest,
+    EventsResponse,
+    FieldError,
     LedgerEntry,
     Problem,
     RecipientView,
@@ -24,10 +28,11 @@ from contracts.api import (
 )
 from domain.errors import ValidationError
 from domain.resources import FieldSpec, Resource, define_resource
-from domain.subscriptions import NoRecipient, recipient
+from domain.subscriptions import CampaignAction, NoRecipient, recipient
 from projections import profiles
 from projections import subscriptions as read
 from services import auth, consistency, resources
+from services.eventlog.port import Position
 from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
 from services.subscribing import (
     Change,
@@ -88,6 +93,14 @@ def write_router() -> APIRouter:
         methods=["PATCH"],
         response_model=SubscriptionWriteResponse,
         responses=_ERRORS,
+    )
+    r.add_api_route(
+        "/events",
+        post_events,
+        methods=["POST"],
+        response_model=EventsResponse,
+        responses={422: {"model": Problem}},
+        tags=["events"],
     )
     r.add_api_route(
         "/profiles/{profile_id}/subscriptions/{sub_id}",
@@ -224,6 +237,35 @@ async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: Writer) ->
     except NotFoundError as missing:
         return problem(404, "Not found", str(missing))
     return _write_response(outcome, 200)
+
+
+_ACTIONS: dict[str, CampaignAction] = {
+    "campaign.confirmation_clicked": "confirmation_click",
+    "campaign.hard_bounced": "hard_bounce",
+    "campaign.complained": "complaint",
+    "campaign.unsubscribe_clicked": "unsubscribe_click",
+}
+
+
+async def post_events(body: EventsRequest, request: Request, _: Writer) -> Any:
+    """Campaign actions that change the status of the subscription a message went to (R9, R20)."""
+    service = _service(request)
+    results: list[EventResult] = []
+    positions: list[Position] = []
+    for index, event in enumerate(body.events):
+        detail = f"{event.type} campaign={event.campaign_id} message={event.message_id}"
+        try:
+            outcome = await service.react(
+                event.profile_id, event.sub_id, _ACTIONS[event.type], detail[:200]
+            )
+        except NotFoundError as missing:
+            error = FieldError(field="sub_id", rule="not_found", value=str(missing))
+            results.append(EventResult(index=index, outcome="rejected", errors=(error,)))
+            continue
+        positions += outcome.positions
+        applied = "applied" if outcome.events else "unchanged"
+        results.append(EventResult(index=index, outcome=applied, status=outcome.status))
+    return EventsResponse(results=tuple(results), consistency_token=consistency.token(positions))
 
 
 async def list_subscriptions(

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from services.subscribing import Subscriptions
 from tests.api import Api
 
 pytestmark = pytest.mark.postgres
@@ -39,6 +38,14 @@ async def _profile(api: Api, db: str, **body: Any) -> str:
 async def _subscribe(api: Api, pid: str, expect: int = 201, **body: Any) -> dict[str, Any]:
     response = await api.client.post(f"/v1/profiles/{pid}/subscriptions", json=body)
     assert response.status_code == expect, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _events(api: Api, events: list[tuple[str, str, str]]) -> dict[str, Any]:
+    body = {"events": [{"type": t, "profile_id": p, "sub_id": s} for t, p, s in events]}
+    response = await api.client.post("/v1/events", json=body)
+    assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
 
@@ -155,12 +162,9 @@ async def test_subscribe_read_back_with_consent_history_R10_R9(api: Api) -> None
     )
     assert dup.status_code == 409
 
-    service = Subscriptions(api.runtime.pool, api.runtime.log)
-    clicked = await service.react(uuid.UUID(pid), uuid.UUID(second["sub_id"]), "confirmation_click")
-    assert clicked.status == "subscribed"
-    from services import consistency
-
-    subs = {s["sub_id"]: s for s in await _list(api, pid, consistency.token(clicked.positions))}
+    clicked = await _events(api, [("campaign.confirmation_clicked", pid, second["sub_id"])])
+    assert clicked["results"][0]["status"] == "subscribed"
+    subs = {s["sub_id"]: s for s in await _list(api, pid, clicked["consistency_token"])}
     assert subs[second["sub_id"]]["status"] == "subscribed"
     assert [h["change"] for h in subs[second["sub_id"]]["history"]] == ["added", "status"]
     assert subs[second["sub_id"]]["history"][1]["how"] == "campaign"
@@ -256,23 +260,34 @@ async def test_campaign_actions_touch_only_their_subscription_R20_R11(api: Api) 
     a = await _subscribe(api, pid, resource_id=one, channel="email", contact="hb@example.com")
     b = await _subscribe(api, pid, resource_id=two, channel="email", contact="hb@example.com")
     c = await _subscribe(api, pid, resource_id=two, channel="sms", contact="+4930555555")
-    service = Subscriptions(api.runtime.pool, api.runtime.log)
-    bounce = await service.react(uuid.UUID(pid), uuid.UUID(a["sub_id"]), "hard_bounce")
-    unsub = await service.react(uuid.UUID(pid), uuid.UUID(c["sub_id"]), "unsubscribe_click")
-    assert (bounce.status, unsub.status) == ("hard_bounced", "unsubscribed")
-    from services import consistency
-
-    listed = {
-        s["sub_id"]: s["status"] for s in await _list(api, pid, consistency.token(unsub.positions))
-    }
+    posted = await _events(
+        api,
+        [
+            ("campaign.hard_bounced", pid, a["sub_id"]),
+            ("campaign.unsubscribe_clicked", pid, c["sub_id"]),
+            ("campaign.unsubscribe_clicked", pid, c["sub_id"]),  # again: nothing changes
+            ("campaign.complained", pid, str(uuid.uuid4())),  # no such subscription
+        ],
+    )
+    assert [(r["outcome"], r["status"]) for r in posted["results"]] == [
+        ("applied", "hard_bounced"),
+        ("applied", "unsubscribed"),
+        ("unchanged", None),
+        ("rejected", None),
+    ]
+    listed = {s["sub_id"]: s["status"] for s in await _list(api, pid, posted["consistency_token"])}
     assert listed == {
         a["sub_id"]: "hard_bounced",
         b["sub_id"]: "subscribed",
         c["sub_id"]: "unsubscribed",
     }
     assert (await api.client.get("/v1/suppressions/hb@example.com")).status_code == 204  # R8
-    complaint = await service.react(uuid.UUID(pid), uuid.UUID(b["sub_id"]), "complaint")
-    assert complaint.status == "complainer"
+    complaint = await _events(api, [("campaign.complained", pid, b["sub_id"])])
+    assert complaint["results"][0]["status"] == "complainer"
+    history = await _list(api, pid, complaint["consistency_token"])
+    ledger = next(s for s in history if s["sub_id"] == b["sub_id"])["history"]
+    assert (ledger[-1]["how"], ledger[-1]["status"]) == ("campaign", "complainer")
+    assert "campaign.complained" in ledger[-1]["detail"]
 
 
 async def test_recipient_follows_status_priority_and_categories_R7_R12_R16(api: Api) -> None:
@@ -310,3 +325,28 @@ async def test_recipient_follows_status_priority_and_categories_R7_R12_R16(api: 
     await api.read(f"/v1/profiles/{pid}", status.json()["consistency_token"])
     assert (await who())["reason"] == "global_status"  # R7
     assert (await who(channel="sms"))["reason"] == "global_status"
+
+
+async def test_profile_delete_and_export_cover_subscriptions_R26_R27(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db, email="gone@example.com")
+    made = await _subscribe(api, pid, resource_id=rid, channel="email", contact="gone@example.com")
+    await _list(api, pid, made["consistency_token"])
+    export = (await api.client.get(f"/v1/profiles/{pid}/export")).json()
+    assert [s["sub_id"] for s in export["read_models"]["subscriptions"]] == [made["sub_id"]]
+    assert export["read_models"]["subscription_ledger"][0]["change"] == "added"
+    deleted = await api.client.delete(f"/v1/profiles/{pid}")
+    token = deleted.json()["consistency_token"]
+    gone = await api.client.get(f"/v1/profiles/{pid}", headers={"Consistency-Token": token})
+    assert gone.status_code == 404
+    for table in ("subscriptions", "subscription_ledger"):
+        rows = await api.fetch(
+            f"SELECT count(*) AS n FROM read_models.{table} WHERE profile_id = $1", uuid.UUID(pid)
+        )
+        assert rows[0]["n"] == 0
+    again = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "email", "contact": "x@example.com"},
+    )
+    assert again.status_code == 404
