@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from contracts.database_events import FieldTypeName
+from contracts.intake import PublicEvent
 from contracts.profile_events import GlobalStatus
 
 MAX_BATCH_ITEMS = 1000
@@ -365,33 +366,21 @@ class RecipientView(_Body):
     detail: str | None = None
 
 
-class CampaignActionEvent(_Body):
-    """A campaign action on the subscription a message went to (R9, R20)."""
-
-    type: Literal[
-        "campaign.confirmation_clicked",
-        "campaign.hard_bounced",
-        "campaign.complained",
-        "campaign.unsubscribe_clicked",
-    ]
-    profile_id: UUID
-    sub_id: UUID = Field(description="The subscription the message was sent to.")
-    campaign_id: str | None = Field(default=None, max_length=128)
-    message_id: str | None = Field(default=None, max_length=128)
-
-
 class EventsRequest(_Body):
-    """Events of the public contract, one or many (up to 1,000)."""
+    """Events of the public contract (`contracts.intake.PublicEvent`), up to 1,000."""
 
-    events: list[CampaignActionEvent] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    events: list[PublicEvent] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class EventResult(_Body):
     """What one posted event did."""
 
     index: int
-    outcome: Literal["applied", "unchanged", "rejected"]
-    status: GlobalStatus | None = None
+    outcome: Literal["accepted", "rejected"]
+    profile_id: UUID | None = None
+    subscription_status: GlobalStatus | None = Field(
+        default=None, description="What a campaign action set its subscription to (R9, R20)."
+    )
     errors: tuple[FieldError, ...] = ()
 
 
@@ -400,3 +389,26 @@ class EventsResponse(_Body):
 
     results: tuple[EventResult, ...]
     consistency_token: str
+
+
+class HistoryEntry(_Body):
+    """One line of a profile's timeline (R18)."""
+
+    event_id: UUID
+    at: datetime
+    kind: str = Field(
+        description="import, profile, status, subscription, eviction, campaign, "
+        "unsub, pixel, promo, segment, trigger, scenario, order, relation, form"
+    )
+    type: str = Field(description="The canonical event type, e.g. campaign.opened.")
+    summary: dict[str, JsonValue]
+
+
+class HistoryPage(_Body):
+    """A page of the timeline, newest first; pass `cursor` back for the next one."""
+
+    profile_id: UUID
+    since: datetime
+    until: datetime
+    entries: tuple[HistoryEntry, ...]
+    cursor: str | None = Field(default=None, description="Opaque; null on the last page.")

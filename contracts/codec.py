@@ -7,6 +7,30 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from contracts.activity_events import (
+    CampaignClicked,
+    CampaignComplained,
+    CampaignConfirmationClicked,
+    CampaignDelivered,
+    CampaignHardBounced,
+    CampaignOpened,
+    CampaignRead,
+    CampaignSent,
+    CampaignUnsubscribeClicked,
+    FormSubmitted,
+    OrderRecorded,
+    PixelHit,
+    PromoCodeActivated,
+    PromoCodeAttached,
+    PromoCodeDetached,
+    RelationAdded,
+    RelationRemoved,
+    ScenarioEntered,
+    ScenarioFinished,
+    SegmentEntered,
+    SegmentExited,
+    TriggerSent,
+)
 from contracts.database_events import DatabaseCreated, FieldAdded, FieldRemoved
 from contracts.profile_events import (
     ProfileDeleted,
@@ -43,7 +67,29 @@ Event = Annotated[
     | SubscriptionPriorityChanged
     | SubscriptionCategoriesChanged
     | SubscriptionFieldsChanged
-    | SubscriptionDeleted,
+    | SubscriptionDeleted
+    | CampaignSent
+    | CampaignDelivered
+    | CampaignOpened
+    | CampaignRead
+    | CampaignClicked
+    | CampaignConfirmationClicked
+    | CampaignHardBounced
+    | CampaignComplained
+    | CampaignUnsubscribeClicked
+    | PixelHit
+    | PromoCodeAttached
+    | PromoCodeDetached
+    | PromoCodeActivated
+    | SegmentEntered
+    | SegmentExited
+    | TriggerSent
+    | ScenarioEntered
+    | ScenarioFinished
+    | OrderRecorded
+    | RelationAdded
+    | RelationRemoved
+    | FormSubmitted,
     Field(discriminator="type"),
 ]
 
@@ -64,6 +110,28 @@ EVENT_CLASSES: Final = (
     SubscriptionCategoriesChanged,
     SubscriptionFieldsChanged,
     SubscriptionDeleted,
+    CampaignSent,
+    CampaignDelivered,
+    CampaignOpened,
+    CampaignRead,
+    CampaignClicked,
+    CampaignConfirmationClicked,
+    CampaignHardBounced,
+    CampaignComplained,
+    CampaignUnsubscribeClicked,
+    PixelHit,
+    PromoCodeAttached,
+    PromoCodeDetached,
+    PromoCodeActivated,
+    SegmentEntered,
+    SegmentExited,
+    TriggerSent,
+    ScenarioEntered,
+    ScenarioFinished,
+    OrderRecorded,
+    RelationAdded,
+    RelationRemoved,
+    FormSubmitted,
 )
 CURRENT_VERSIONS: Final[dict[str, int]] = {
     cls.model_fields["type"].default: cls.model_fields["schema_version"].default

@@ -18,6 +18,8 @@ from contracts import (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# actions whose IP gives the latest-action location (R21)
+LOCATING_TYPES = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def fold_all(state: ProfileState | None, events: Iterable[Event]) -> ProfileStat
             draft.status_changed(event)
         elif isinstance(event, ProfileDeleted):
             draft.deleted = True
+        elif event.type in LOCATING_TYPES:
+            draft.acted(event)
     return draft.freeze(state)
 
 
@@ -152,6 +156,15 @@ class _Draft:
             if name not in self.fields or name in self.located:
                 self.fields[name] = value
                 self.located.add(name)
+
+    def acted(self, event: Event) -> None:
+        """An open, click or pixel hit: the latest-action location (R21), unless set by hand."""
+        location = getattr(event.data, "location", None)
+        ip = getattr(event.data, "ip", None)
+        if self.base is None or not (location or ip):
+            return
+        self.locate({**(location or {}), **({"latest_ip": ip} if ip else {})})
+        self._touch(event)
 
     def status_changed(self, event: ProfileStatusChanged) -> None:
         if self.base is None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts import Event
-from projections import databases, profiles, subscriptions
+from projections import databases, history, profiles, subscriptions
 
 NAME = "read_models"
 
@@ -17,3 +17,4 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     await databases.project(conn, events)
     await profiles.project(conn, events)
     await subscriptions.project(conn, events)
+    await history.project(conn, events)

@@ -101,7 +101,9 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
     referenced: set[UUID] = set()
     for event in events:
         per_profile.setdefault(event.subject, []).append(event)
-        referenced.add(event.data.sub_id)  # type: ignore[union-attr]  # SUBSCRIPTION_EVENTS only
+        sub_id: UUID | None = getattr(event.data, "sub_id", None)
+        if sub_id is not None:
+            referenced.add(sub_id)
         if event.type == "subscription.added":
             referenced.update(event.data.reprioritised)
     # every event names the subscriptions it touches, so only those rows are loaded, not the

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from contracts.api import ContactTab, Problem, ProfileTabs, ProfileView
+from contracts.api import (
+    ContactTab,
+    FieldError,
+    HistoryEntry,
+    HistoryPage,
+    Problem,
+    ProfileTabs,
+    ProfileView,
+)
 from domain.errors import ValidationError
 from domain.fields import tabs
+from domain.history import KINDS
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
-from projections import profiles, subscriptions
+from projections import history, profiles, subscriptions
 from services import auth
 from services.http_common import ProblemResponse, caught_up, problem, runtime
 
@@ -40,6 +49,13 @@ def router() -> APIRouter:
         )
     r.add_api_route(
         "/profiles/{profile_id}/export", export_profile, methods=["GET"], responses=_RESPONSES
+    )
+    r.add_api_route(
+        "/profiles/{profile_id}/history",
+        get_history,
+        methods=["GET"],
+        response_model=HistoryPage,
+        responses=_RESPONSES,
     )
     return r
 
@@ -101,6 +117,51 @@ async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
         document,
         headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},
     )
+
+
+async def get_history(
+    profile_id: UUID,
+    request: Request,
+    _: Reader,
+    kind: Annotated[list[str] | None, Query(description="One or more kinds; none: all.")] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    token: Token = None,
+) -> Any:
+    """A profile's timeline, newest first; without a period, the last 7 days (R18, R19)."""
+    kinds = kind or []
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        errors = [FieldError(field="kind", rule="unknown_kind", value=k) for k in unknown]
+        return problem(422, "Invalid request", f"kinds are {', '.join(KINDS)}", errors)
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=7)  # R19: no period, the last 7 days
+    for name, moment in (("from", since), ("to", until)):
+        if moment.tzinfo is None:
+            error = FieldError(field=name, rule="timezone_required", value=moment.isoformat())
+            return problem(422, "Invalid request", errors=[error])
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    async with rt.pool.acquire() as conn:
+        if await profiles.get(conn, profile_id) is None:
+            return problem(404, "Profile not found")
+        try:
+            page = await history.read(conn, profile_id, kinds, since, until, limit, cursor)
+        except ValueError as bad:
+            return problem(400, "Bad cursor", str(bad))
+    body = HistoryPage(
+        profile_id=profile_id,
+        since=since,
+        until=until,
+        entries=tuple(HistoryEntry(**e) for e in page.entries),
+        cursor=page.cursor,
+    )
+    headers = {} if reached else {"Consistency": "behind"}
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)
 
 
 async def _read(request: Request, token: str | None, find: Any) -> Any:

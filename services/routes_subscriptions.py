@@ -14,7 +14,6 @@ from contracts.api import (
     EventResult,
     EventsRequest,
     EventsResponse,
-    FieldError,
     LedgerEntry,
     Problem,
     RecipientView,
@@ -28,12 +27,12 @@ from contracts.api import (
 )
 from domain.errors import ValidationError
 from domain.resources import FieldSpec, Resource, define_resource
-from domain.subscriptions import CampaignAction, NoRecipient, recipient
+from domain.subscriptions import NoRecipient, recipient
 from projections import profiles
 from projections import subscriptions as read
 from services import auth, consistency, resources
-from services.eventlog.port import Position
 from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
+from services.intake import Intake
 from services.subscribing import (
     Change,
     ExistsError,
@@ -239,33 +238,21 @@ async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: Writer) ->
     return _write_response(outcome, 200)
 
 
-_ACTIONS: dict[str, CampaignAction] = {
-    "campaign.confirmation_clicked": "confirmation_click",
-    "campaign.hard_bounced": "hard_bounce",
-    "campaign.complained": "complaint",
-    "campaign.unsubscribe_clicked": "unsubscribe_click",
-}
-
-
 async def post_events(body: EventsRequest, request: Request, _: Writer) -> Any:
-    """Campaign actions that change the status of the subscription a message went to (R9, R20)."""
-    service = _service(request)
-    results: list[EventResult] = []
-    positions: list[Position] = []
-    for index, event in enumerate(body.events):
-        detail = f"{event.type} campaign={event.campaign_id} message={event.message_id}"
-        try:
-            outcome = await service.react(
-                event.profile_id, event.sub_id, _ACTIONS[event.type], detail[:200]
-            )
-        except NotFoundError as missing:
-            error = FieldError(field="sub_id", rule="not_found", value=str(missing))
-            results.append(EventResult(index=index, outcome="rejected", errors=(error,)))
-            continue
-        positions += outcome.positions
-        applied = "applied" if outcome.events else "unchanged"
-        results.append(EventResult(index=index, outcome=applied, status=outcome.status))
-    return EventsResponse(results=tuple(results), consistency_token=consistency.token(positions))
+    """Events of upstream services (R18): checked, resolved, located and appended."""
+    rt = runtime(request)
+    outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept(body.events)
+    results = tuple(
+        EventResult(
+            index=o.index,
+            outcome=o.outcome,
+            profile_id=o.profile_id,
+            subscription_status=o.status,
+            errors=tuple(field_errors(o.violations)),
+        )
+        for o in outcomes
+    )
+    return EventsResponse(results=results, consistency_token=consistency.token(positions))
 
 
 async def list_subscriptions(

@@ -1,0 +1,96 @@
+"""The public intake contract: what upstream services publish to `profiles.intake.v1` or
+`POST /v1/events`. An event names its profile by any identifier; the intake resolves it and
+appends the canonical event (same `id`, so a double publish is applied once).
+
+    from contracts.intake import PublicEvent, ProfileRef
+    event = PublicEvent(id=uuid4(), type="campaign.opened", source="/sender",
+                        profile=ProfileRef(database_id="shop", email="ann@example.com"),
+                        data={"campaign_id": "spring", "ip": "81.2.69.142"})
+    producer.send("profiles.intake.v1", event.model_dump_json().encode())
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from contracts.activity_events import ACTIVITY_EVENTS
+
+PUBLIC_TYPES: tuple[str, ...] = tuple(c.model_fields["type"].default for c in ACTIVITY_EVENTS)
+PublicType = Literal[
+    "campaign.sent",
+    "campaign.delivered",
+    "campaign.opened",
+    "campaign.read",
+    "campaign.clicked",
+    "campaign.confirmation_clicked",
+    "campaign.hard_bounced",
+    "campaign.complained",
+    "campaign.unsubscribe_clicked",
+    "pixel.hit",
+    "promo_code.attached",
+    "promo_code.detached",
+    "promo_code.activated",
+    "segment.entered",
+    "segment.exited",
+    "trigger.sent",
+    "scenario.entered",
+    "scenario.finished",
+    "order.recorded",
+    "relation.added",
+    "relation.removed",
+    "form.submitted",
+]
+
+
+class ProfileRef(BaseModel):
+    """Which profile: by id, MD5 or XXH identifier, or database + email or phone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile_id: UUID | None = None
+    md5_id: str | None = Field(default=None, max_length=32)
+    xxh_id: str | None = Field(default=None, max_length=16)
+    database_id: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ProfileRef:
+        ways = [
+            self.profile_id is not None,
+            self.md5_id is not None,
+            self.xxh_id is not None,
+            self.email is not None or self.phone is not None,
+        ]
+        if sum(ways) != 1:
+            raise ValueError("name the profile one way: profile_id, md5_id, xxh_id, or email/phone")
+        if (self.email is not None or self.phone is not None) and self.database_id is None:
+            raise ValueError("email and phone identify a profile within a database_id")
+        if self.email is not None and self.phone is not None:
+            raise ValueError("give email or phone, not both")
+        return self
+
+
+class PublicEvent(BaseModel):
+    """One event from an upstream service; `data` is the `data` of the canonical type."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID = Field(description="The publisher's event id: a second publish is a duplicate.")
+    type: PublicType
+    source: str = Field(min_length=1, max_length=200)
+    time: AwareDatetime | None = Field(default=None, description="When; default: on arrival.")
+    profile: ProfileRef
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def data_class(self) -> Any:
+        """The pydantic model that `data` must satisfy."""
+        return _DATA[self.type]
+
+
+_DATA: dict[str, Any] = {
+    c.model_fields["type"].default: c.model_fields["data"].annotation for c in ACTIVITY_EVENTS
+}

@@ -1,0 +1,82 @@
+"""The history timeline (R18): which kind of entry each event makes, and what it shows.
+
+Kinds: import, profile, status, subscription, eviction, campaign, unsub, pixel, promo, segment,
+trigger, scenario, order, relation, form. Database and resource events make none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts import Event
+
+KINDS = (
+    "import",
+    "profile",
+    "status",
+    "subscription",
+    "eviction",
+    "campaign",
+    "unsub",
+    "pixel",
+    "promo",
+    "segment",
+    "trigger",
+    "scenario",
+    "order",
+    "relation",
+    "form",
+)
+_BY_FAMILY = {
+    "campaign": "campaign",
+    "pixel": "pixel",
+    "promo_code": "promo",
+    "segment": "segment",
+    "trigger": "trigger",
+    "scenario": "scenario",
+    "order": "order",
+    "relation": "relation",
+    "form": "form",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a profile's timeline."""
+
+    profile_id: UUID
+    event_id: UUID
+    at: datetime
+    kind: str
+    type: str
+    summary: dict[str, Any]
+
+
+def entry(event: Event) -> Entry | None:
+    """The timeline line an event makes, or None."""
+    kind = _kind(event.type)
+    if kind is None:
+        return None
+    summary = event.data.model_dump(mode="json", exclude_defaults=True)
+    if event.type == "profile.updated":  # names of what changed, not a copy of the values
+        summary = {k: sorted(v) if isinstance(v, dict) else v for k, v in summary.items()}
+    return Entry(event.subject, event.id, event.time, kind, event.type, summary)
+
+
+def _kind(event_type: str) -> str | None:
+    if event_type == "profile.imported":
+        return "import"
+    if event_type == "profile.updated":
+        return "profile"
+    if event_type == "profile.status_changed":
+        return "status"
+    if event_type == "subscription.evicted":
+        return "eviction"
+    if event_type.startswith("subscription."):
+        return "subscription"
+    if event_type == "campaign.unsubscribe_clicked":
+        return "unsub"
+    return _BY_FAMILY.get(event_type.partition(".")[0])

@@ -1,0 +1,222 @@
+"""The intake: public events in, canonical events out (R18, R20, R21).
+
+Each event's `data` is checked against its canonical type, its profile reference is resolved
+(profile id, MD5, XXH, or database + email/phone), opens, clicks and pixel hits are located from
+their IP, and the canonical event is appended with the publisher's id, so a double publish is
+applied once. Campaign actions on a subscription also move its status (R9, R20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import ValidationError as DataError
+
+from contracts import ACTIVITY_EVENTS, Event
+from contracts.intake import ProfileRef, PublicEvent
+from domain.errors import ValidationError, Violation
+from domain.geo import tracked_fields
+from domain.identity import normalise_email, normalise_phone
+from domain.subscriptions import CampaignAction
+from services.eventlog.port import EventLog, Position
+from services.geo import GeoLocator
+from services.subscribing import NotFoundError, Subscriptions
+
+_CLASSES: dict[str, Any] = {c.model_fields["type"].default: c for c in ACTIVITY_EVENTS}
+_LOCATED = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})  # R21
+_REACTIONS: dict[str, CampaignAction] = {
+    "campaign.confirmation_clicked": "confirmation_click",
+    "campaign.hard_bounced": "hard_bounce",
+    "campaign.complained": "complaint",
+    "campaign.unsubscribe_clicked": "unsubscribe_click",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one public event."""
+
+    index: int
+    outcome: Literal["accepted", "rejected"]
+    profile_id: UUID | None = None
+    violations: tuple[Violation, ...] = ()
+    status: str | None = None  # the subscription status a campaign action set
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Accepts public events over a pool, the event log and the optional GeoIP reader."""
+
+    pool: asyncpg.Pool
+    log: EventLog
+    geo: GeoLocator | None = None
+
+    async def accept(
+        self, events: Sequence[PublicEvent], now: datetime | None = None
+    ) -> tuple[list[Outcome], list[Position]]:
+        """Check, resolve, enrich and append; an outcome per event, in order."""
+        arrived = now or datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            owners = await _resolve(conn, [e.profile for e in events])
+            others = await _live(conn, _related(events))
+        outcomes: list[Outcome] = []
+        canonical: list[Event] = []
+        reactions: list[tuple[int, UUID, UUID, CampaignAction, str]] = []
+        for index, public in enumerate(events):
+            owner = owners.get(public.profile)
+            try:
+                data = _data(public, others)
+            except ValidationError as bad:
+                outcomes.append(Outcome(index, "rejected", None, tuple(bad.violations)))
+                continue
+            if owner is None:
+                miss = Violation("profile", "profile_not_found", _describe(public.profile))
+                outcomes.append(Outcome(index, "rejected", None, (miss,)))
+                continue
+            profile_id, database_id = owner
+            data = self._located(public.type, data)
+            cls = _CLASSES[public.type]
+            canonical.append(
+                cls(
+                    id=public.id,
+                    source=public.source,
+                    time=public.time or arrived,
+                    subject=profile_id,
+                    database_id=database_id,
+                    data=data,
+                )
+            )
+            outcomes.append(Outcome(index, "accepted", profile_id))
+            sub_id = data.get("sub_id")
+            if public.type in _REACTIONS and sub_id is not None:
+                detail = f"{public.type} campaign={data.get('campaign_id')}"
+                reactions.append(
+                    (index, profile_id, UUID(str(sub_id)), _REACTIONS[public.type], detail)
+                )
+        positions = await self.log.append(canonical) if canonical else []
+        subscriptions = Subscriptions(self.pool, self.log)
+        for index, profile_id, sub_id, action, detail in reactions:
+            try:
+                moved = await subscriptions.react(profile_id, sub_id, action, detail[:200])
+            except NotFoundError:
+                continue  # the action is in the history; there is no subscription to move
+            positions += moved.positions
+            outcomes[index] = Outcome(index, "accepted", profile_id, status=moved.status)
+        return outcomes, positions
+
+    def _located(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        ip = data.get("ip")
+        if event_type not in _LOCATED or self.geo is None or data.get("location") or not ip:
+            return data
+        where = self.geo.locate(str(ip))
+        return data if where is None else {**data, "location": tracked_fields(where)}
+
+
+def _data(public: PublicEvent, live: set[UUID]) -> dict[str, Any]:
+    try:
+        data = public.data_class().model_validate(public.data)
+    except DataError as error:
+        raise ValidationError(
+            [
+                Violation(".".join(["data", *(str(p) for p in e["loc"])]), e["type"], None)
+                for e in error.errors(include_url=False)
+            ]
+        ) from None
+    plain: dict[str, Any] = data.model_dump(mode="json")
+    other = plain.get("other_profile_id")
+    if other is not None and UUID(other) not in live:  # R25: both sides must exist
+        raise ValidationError([Violation("data.other_profile_id", "profile_not_found", other)])
+    return plain
+
+
+def _related(events: Sequence[PublicEvent]) -> list[UUID]:
+    out = []
+    for e in events:
+        other = e.data.get("other_profile_id")
+        if isinstance(other, str):
+            try:
+                out.append(UUID(other))
+            except ValueError:
+                continue
+    return out
+
+
+async def _live(conn: asyncpg.Connection, ids: list[UUID]) -> set[UUID]:
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT profile_id FROM ingest.profiles WHERE profile_id = ANY($1::uuid[]) "
+        "AND deleted_at IS NULL",
+        ids,
+    )
+    return {r["profile_id"] for r in rows}
+
+
+async def _resolve(
+    conn: asyncpg.Connection, refs: Sequence[ProfileRef]
+) -> dict[ProfileRef, tuple[UUID, str]]:
+    """Each reference's live profile and database, in three queries at most."""
+    by_id = [r.profile_id for r in refs if r.profile_id is not None]
+    md5s = [r.md5_id.lower() for r in refs if r.md5_id is not None]
+    xxhs = [r.xxh_id.lower() for r in refs if r.xxh_id is not None]
+    rows = await conn.fetch(
+        "SELECT profile_id, database_id, md5_id, xxh_id FROM ingest.profiles "
+        "WHERE deleted_at IS NULL AND (profile_id = ANY($1::uuid[]) OR md5_id = ANY($2::text[]) "
+        "OR xxh_id = ANY($3::text[]))",
+        by_id,
+        md5s,
+        xxhs,
+    )
+    found: dict[tuple[str, ...], tuple[UUID, str]] = {}
+    for r in rows:
+        row = (r["profile_id"], r["database_id"])
+        found["id", str(r["profile_id"])] = row
+        found["md5", r["md5_id"]] = row
+        found["xxh", r["xxh_id"]] = row
+    keys = {r: _key(r) for r in refs}
+    claims = [k for k in keys.values() if k is not None and k[0] in ("email", "phone")]
+    if claims:
+        rows = await conn.fetch(
+            "SELECT i.database_id, i.kind, i.value, i.profile_id FROM ingest.identities i "
+            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(db, kind, value) "
+            "ON i.database_id = k.db AND i.kind = k.kind AND i.value = k.value",
+            [c[2] for c in claims],
+            [c[0] for c in claims],
+            [c[1] for c in claims],
+        )
+        for r in rows:
+            found[r["kind"], r["value"], r["database_id"]] = (r["profile_id"], r["database_id"])
+    out = {}
+    for ref, key in keys.items():
+        hit = found.get(key) if key is not None else None
+        if hit is not None:
+            out[ref] = hit
+    return out
+
+
+def _key(ref: ProfileRef) -> tuple[str, ...] | None:
+    try:
+        if ref.profile_id is not None:
+            return ("id", str(ref.profile_id))
+        if ref.md5_id is not None:
+            return ("md5", ref.md5_id.lower())
+        if ref.xxh_id is not None:
+            return ("xxh", ref.xxh_id.lower())
+        if ref.email is not None:
+            return ("email", normalise_email(ref.email), str(ref.database_id))
+        return ("phone", normalise_phone(str(ref.phone)), str(ref.database_id))
+    except ValidationError:
+        return None
+
+
+def _describe(ref: ProfileRef) -> str:
+    # which way it was named, never the email or phone itself
+    for name in ("profile_id", "md5_id", "xxh_id", "email", "phone"):
+        if getattr(ref, name) is not None:
+            return name if name in ("email", "phone") else str(getattr(ref, name))
+    return "profile"
