@@ -16,10 +16,12 @@ from contracts import (
     ProfileStatusChanged,
     ProfileUpdated,
 )
+from domain.fields import UTM_FIELDS
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # actions whose IP gives the latest-action location (R21)
 LOCATING_TYPES = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})
+ACTIVITY_TYPES = LOCATING_TYPES | {"form.submitted"}  # activity that may change the profile
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def fold_all(state: ProfileState | None, events: Iterable[Event]) -> ProfileStat
             draft.deleted = True
         elif event.type in LOCATING_TYPES:
             draft.acted(event)
+        elif event.type == "form.submitted":
+            draft.form(event)
     return draft.freeze(state)
 
 
@@ -165,6 +169,18 @@ class _Draft:
             return
         self.locate({**(location or {}), **({"latest_ip": ip} if ip else {})})
         self._touch(event)
+
+    def form(self, event: Event) -> None:
+        """UTM from a form, only when the form says "update UTM data in profile" (R22)."""
+        data = event.data
+        utm = getattr(data, "utm", {})
+        if self.base is None or not getattr(data, "update_utm", False) or not utm:
+            return
+        chosen = {k: v for k, v in utm.items() if k in UTM_FIELDS}
+        if chosen:
+            _merge(self.fields, chosen, ())
+            self.located.difference_update(chosen)
+            self._touch(event)
 
     def status_changed(self, event: ProfileStatusChanged) -> None:
         if self.base is None:

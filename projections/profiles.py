@@ -14,7 +14,7 @@ import orjson
 
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
 from domain.identity import md5_id, xxh_id
-from domain.profile import LOCATING_TYPES, ProfileState, fold_all
+from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all
 from projections import plain
 
 NAME = "profiles"
@@ -25,7 +25,7 @@ _COLUMNS = (
 )
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
-PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | LOCATING_TYPES
+PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | ACTIVITY_TYPES
 Lookup = Literal["md5", "xxh", "email", "phone"]
 
 

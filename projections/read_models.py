@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts import Event
-from projections import databases, history, profiles, subscriptions
+from projections import databases, history, interactions, profiles, subscriptions
 
 NAME = "read_models"
 
@@ -18,3 +18,4 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     await profiles.project(conn, events)
     await subscriptions.project(conn, events)
     await history.project(conn, events)
+    await interactions.project(conn, events)

@@ -17,6 +17,7 @@ from services import (
     auth,
     routes_admin,
     routes_imports,
+    routes_pixel,
     routes_reads,
     routes_subscriptions,
     routes_writes,
@@ -73,6 +74,7 @@ def create_app(
         app.include_router(routes_imports.router())
         app.include_router(routes_subscriptions.admin_router())
         app.include_router(routes_subscriptions.write_router())
+        app.include_router(routes_pixel.router())
     if query:
         app.include_router(routes_reads.router())
         app.include_router(routes_subscriptions.read_router())

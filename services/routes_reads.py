@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.api import (
     ContactTab,
@@ -23,7 +25,7 @@ from domain.fields import tabs
 from domain.history import KINDS
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
-from projections import history, profiles, subscriptions
+from projections import history, interactions, profiles, subscriptions
 from services import auth
 from services.http_common import ProblemResponse, caught_up, problem, runtime
 
@@ -49,6 +51,21 @@ def router() -> APIRouter:
         )
     r.add_api_route(
         "/profiles/{profile_id}/export", export_profile, methods=["GET"], responses=_RESPONSES
+    )
+    for what in interactions.LISTS:
+        r.add_api_route(
+            f"/profiles/{{profile_id}}/{what}",
+            _lister(what),
+            methods=["GET"],
+            responses=_RESPONSES,
+            name=f"profile_{what.replace('-', '_')}",
+            summary=f"A profile's {what} (R23-R25)",
+        )
+    r.add_api_route(
+        "/segments/{segment_id}/members",
+        segment_members,
+        methods=["GET"],
+        responses={200: {"content": {"application/x-ndjson": {}}}},
     )
     r.add_api_route(
         "/profiles/{profile_id}/history",
@@ -117,6 +134,34 @@ async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
         document,
         headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},
     )
+
+
+def _lister(what: str) -> Any:
+    async def listing(profile_id: UUID, request: Request, _: Reader, token: Token = None) -> Any:
+        rt = runtime(request)
+        reached = await caught_up(rt, token)
+        if isinstance(reached, ProblemResponse):
+            return reached
+        async with rt.pool.acquire() as conn:
+            if await profiles.get(conn, profile_id) is None:
+                return problem(404, "Profile not found")
+            rows = await interactions.listing(conn, what, profile_id)
+        headers = {} if reached else {"Consistency": "behind"}
+        return JSONResponse(rows, headers=headers)
+
+    return listing
+
+
+async def segment_members(segment_id: str, request: Request, _: Reader) -> StreamingResponse:
+    """Every member of a static segment, one JSON object per line, streamed (R23)."""
+    pool = runtime(request).pool
+
+    async def lines() -> AsyncIterator[bytes]:
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            async for chunk in interactions.members(conn, segment_id):
+                yield b"".join(orjson.dumps(row) + b"\n" for row in chunk)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 async def get_history(

@@ -2,59 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from domain.identity import md5_id, xxh_id
 from tests.api import Api
+from tests.events import history, new_profile, post, public
 
 pytestmark = pytest.mark.postgres
 
 
-def public(
-    kind: str, profile: dict[str, Any], at: datetime | None = None, **data: Any
-) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "type": kind,
-        "source": "/tests/upstream",
-        "profile": profile,
-        "data": data,
-    }
-    if at is not None:
-        event["time"] = at.isoformat()
-    return event
-
-
-async def post(api: Api, *events: dict[str, Any]) -> dict[str, Any]:
-    response = await api.client.post("/v1/events", json={"events": list(events)})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def history(api: Api, pid: str, token: str, **params: Any) -> dict[str, Any]:
-    response = await api.client.get(
-        f"/v1/profiles/{pid}/history", params=params, headers={"Consistency-Token": token}
-    )
-    assert response.status_code == 200, response.text
-    assert "Consistency" not in response.headers
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def _profile(api: Api, **body: Any) -> tuple[str, str, str]:
-    db = await api.database()
-    made = await api.client.post(f"/v1/databases/{db}/profiles", json=body)
-    assert made.status_code == 201, made.text
-    return db, made.json()["profile_id"], made.json()["consistency_token"]
-
-
 async def test_default_period_is_the_last_seven_days_R19(api: Api) -> None:
-    _, pid, _ = await _profile(api, email="week@example.com")
+    _, pid, _ = await new_profile(api, email="week@example.com")
     now = datetime.now(UTC)
     ref = {"profile_id": pid}
     posted = await post(
@@ -80,8 +42,8 @@ async def test_default_period_is_the_last_seven_days_R19(api: Api) -> None:
 
 
 async def test_every_family_lands_in_the_timeline_with_its_kind_R18(api: Api) -> None:
-    _, pid, _ = await _profile(api, email="all@example.com")
-    _, other, _ = await _profile(api)
+    _, pid, _ = await new_profile(api, email="all@example.com")
+    _, other, _ = await new_profile(api)
     ref = {"profile_id": pid}
     posted = await post(
         api,
@@ -114,7 +76,7 @@ async def test_every_family_lands_in_the_timeline_with_its_kind_R18(api: Api) ->
 
 
 async def test_cursor_paging_is_stable_under_concurrent_appends_R19(api: Api) -> None:
-    _, pid, _ = await _profile(api)
+    _, pid, _ = await new_profile(api)
     ref = {"profile_id": pid}
     base = datetime.now(UTC) - timedelta(hours=2)
     first = await post(
@@ -139,7 +101,7 @@ async def test_cursor_paging_is_stable_under_concurrent_appends_R19(api: Api) ->
 
 
 async def test_a_double_publish_appears_once_R18(api: Api) -> None:
-    _, pid, _ = await _profile(api)
+    _, pid, _ = await new_profile(api)
     event = public("campaign.read", {"profile_id": pid}, campaign_id="twice")
     await post(api, event)
     again = await post(api, event)
@@ -148,7 +110,7 @@ async def test_a_double_publish_appears_once_R18(api: Api) -> None:
 
 
 async def test_profiles_are_found_by_any_identifier_R5_R6(api: Api) -> None:
-    db, pid, _ = await _profile(api, email="Ref@Example.com", phones=["+4930777777"])
+    db, pid, _ = await new_profile(api, email="Ref@Example.com", phones=["+4930777777"])
     posted = await post(
         api,
         public("trigger.sent", {"md5_id": md5_id(uuid.UUID(pid)).upper()}, trigger_id="a"),
@@ -175,7 +137,7 @@ async def test_profiles_are_found_by_any_identifier_R5_R6(api: Api) -> None:
 
 
 async def test_opens_clicks_and_pixels_set_the_latest_action_location_R21(api: Api) -> None:
-    _, pid, _ = await _profile(api, fields={"city": "Manual City"})
+    _, pid, _ = await new_profile(api, fields={"city": "Manual City"})
     posted = await post(
         api, public("campaign.opened", {"profile_id": pid}, campaign_id="c", ip="81.2.69.142")
     )
@@ -189,7 +151,7 @@ async def test_opens_clicks_and_pixels_set_the_latest_action_location_R21(api: A
 
 
 async def test_deleting_a_profile_deletes_its_history_R26(api: Api) -> None:
-    _, pid, _ = await _profile(api)
+    _, pid, _ = await new_profile(api)
     await post(api, public("segment.entered", {"profile_id": pid}, segment_id="s"))
     deleted = await api.client.delete(f"/v1/profiles/{pid}")
     await api.client.get(
@@ -199,3 +161,47 @@ async def test_deleting_a_profile_deletes_its_history_R26(api: Api) -> None:
         "SELECT count(*) AS n FROM read_models.history WHERE profile_id = $1", uuid.UUID(pid)
     )
     assert rows[0]["n"] == 0
+
+
+async def test_pixel_records_a_hit_and_always_answers_a_gif_R18(api: Api) -> None:
+    _, pid, token = await new_profile(api)
+    xxh = xxh_id(uuid.UUID(pid))
+    hit = await api.client.get(
+        f"/px/{xxh}",
+        params={"goal": "checkout", "value": "12.5", "url": "https://shop.example/c",
+                "campaign": "spring", "data": '{"cart": 3}', "ab": "b"},
+        headers={"Authorization": ""},  # the pixel is public
+    )  # fmt: skip
+    missing = await api.client.get("/px/0000000000000000", headers={"Authorization": ""})
+    garbage = await api.client.get("/px/%%%%?value=abc&data={", headers={"Authorization": ""})
+    for response in (hit, missing, garbage):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/gif"
+        assert response.content[:6] == b"GIF89a"
+        assert "no-store" in response.headers["cache-control"]
+    assert hit.content == missing.content == garbage.content  # never tells who exists
+    for _ in range(100):  # recorded after the response: poll for it
+        page = await history(api, pid, token, kind="pixel")
+        if page["entries"]:
+            break
+        await asyncio.sleep(0.05)
+    summary = page["entries"][0]["summary"]
+    assert (summary["goal"], summary["value"], summary["campaign_id"]) == (
+        "checkout",
+        12.5,
+        "spring",
+    )
+    assert summary["pixel_data"] == {"cart": 3, "ab": "b"}
+
+
+async def test_forms_update_utm_only_when_the_form_says_so_R22(api: Api) -> None:
+    _, pid, _ = await new_profile(api, fields={"utm_source": "import"})
+    ref = {"profile_id": pid}
+    utm = {"utm_source": "newsletter", "utm_campaign": "spring"}
+    off = await post(api, public("form.submitted", ref, form_id="quiet", utm=utm))
+    got = await api.read(f"/v1/profiles/{pid}", off["consistency_token"])
+    assert got.json()["fields"]["utm_source"] == "import"
+    on = await post(api, public("form.submitted", ref, form_id="loud", utm=utm, update_utm=True))
+    got = await api.read(f"/v1/profiles/{pid}", on["consistency_token"])
+    assert got.json()["tabs"]["reg"]["utm_source"] == "newsletter"
+    assert got.json()["tabs"]["reg"]["utm_campaign"] == "spring"

@@ -1,0 +1,134 @@
+"""Interactions and data of a profile over real HTTP and PostgreSQL (R23-R26)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.api import Api
+from tests.events import new_profile, post, public
+
+pytestmark = pytest.mark.postgres
+
+
+async def _list(api: Api, pid: str, what: str, token: str) -> list[dict[str, Any]]:
+    response = await api.read(f"/v1/profiles/{pid}/{what}", token)
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()
+    return rows
+
+
+async def test_static_segments_enter_exit_and_export_R23(api: Api) -> None:
+    segment = f"seg-{uuid.uuid4().hex[:8]}"
+    people = [(await new_profile(api))[1] for _ in range(3)]
+    posted = await post(
+        api,
+        *(
+            public("segment.entered", {"profile_id": p}, segment_id=segment, manual=True)
+            for p in people
+        ),
+        public("segment.exited", {"profile_id": people[1]}, segment_id=segment),
+    )
+    token = posted["consistency_token"]
+    assert [s["segment_id"] for s in await _list(api, people[0], "segments", token)] == [segment]
+    assert await _list(api, people[1], "segments", token) == []
+    exported = await api.client.get(f"/v1/segments/{segment}/members")
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    members = [orjson.loads(line) for line in exported.content.splitlines()]
+    assert sorted(m["profile_id"] for m in members) == sorted([people[0], people[2]])
+    history = await api.read(f"/v1/profiles/{people[1]}/history?kind=segment", token)
+    assert [e["type"] for e in history.json()["entries"]] == ["segment.exited", "segment.entered"]
+    analytics = await api.fetch(
+        "SELECT count(*) AS n FROM read_models.analytics_segment_members WHERE segment_id = $1",
+        segment,
+    )
+    assert analytics[0]["n"] == 2
+
+
+async def test_triggers_and_scenarios_with_results_R24(api: Api) -> None:
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    posted = await post(
+        api,
+        public("trigger.sent", ref, trigger_id="welcome", manual=True),
+        public("scenario.entered", ref, scenario_id="onboarding", manual=True),
+        public("scenario.finished", ref, scenario_id="onboarding", result="converted"),
+        public("scenario.entered", ref, scenario_id="winback"),
+    )
+    token = posted["consistency_token"]
+    triggers = await _list(api, pid, "triggers", token)
+    assert triggers[0]["summary"] == {"trigger_id": "welcome", "manual": True}
+    runs = {r["scenario_id"]: r for r in await _list(api, pid, "scenarios", token)}
+    assert runs["onboarding"]["result"] == "converted"
+    assert runs["onboarding"]["manual"] is True
+    assert runs["winback"]["finished_at"] is None
+
+
+async def test_promo_codes_orders_forms_R25(api: Api) -> None:
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    item = {"sku": "hat", "quantity": 2, "price": 9.5}
+    posted = await post(
+        api,
+        public("promo_code.attached", ref, code="SPRING-10", promo_id="spring"),
+        public("promo_code.activated", ref, code="SPRING-10"),
+        public("promo_code.attached", ref, code="OTHER"),
+        public("promo_code.detached", ref, code="OTHER"),
+        public(
+            "order.recorded",
+            ref,
+            order_id="o1",
+            status="new",
+            currency="EUR",
+            total=19.0,
+            items=[item],
+        ),
+        public(
+            "order.recorded",
+            ref,
+            order_id="o1",
+            status="paid",
+            currency="EUR",
+            total=19.0,
+            items=[item],
+        ),
+        public("form.submitted", ref, form_id="survey", data={"score": 9}),
+    )
+    token = posted["consistency_token"]
+    codes = {c["code"]: c for c in await _list(api, pid, "promo-codes", token)}
+    assert (codes["SPRING-10"]["state"], codes["SPRING-10"]["promo_id"]) == ("activated", "spring")
+    assert codes["OTHER"]["state"] == "detached"
+    (order,) = await _list(api, pid, "orders", token)
+    assert (order["status"], order["total"], order["items"][0]["sku"]) == ("paid", 19.0, "hat")
+    (form,) = await _list(api, pid, "forms", token)
+    assert form["summary"]["data"] == {"score": 9}
+
+
+async def test_relations_are_seen_from_both_sides_and_go_with_a_deleted_profile_R25_R26(
+    api: Api,
+) -> None:
+    _, alice, _ = await new_profile(api)
+    _, bob, _ = await new_profile(api)
+    posted = await post(
+        api,
+        public(
+            "relation.added", {"profile_id": alice}, relation_type="recommend", other_profile_id=bob
+        ),
+        public("relation.added", {"profile_id": alice}, relation_type="like", other_profile_id=bob),
+        public(
+            "relation.removed", {"profile_id": alice}, relation_type="like", other_profile_id=bob
+        ),
+    )
+    token = posted["consistency_token"]
+    mine = await _list(api, alice, "relations", token)
+    theirs = await _list(api, bob, "relations", token)
+    assert [(r["other_profile_id"], r["relation_type"], r["direction"]) for r in mine] == [
+        (bob, "recommend", "out")
+    ]
+    assert [(r["other_profile_id"], r["direction"]) for r in theirs] == [(alice, "in")]
+    deleted = await api.client.delete(f"/v1/profiles/{bob}")
+    after = await _list(api, alice, "relations", deleted.json()["consistency_token"])
+    assert after == []
