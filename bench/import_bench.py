@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.common import OUT_DIR, percentiles, say
 from domain.fields import define_field
 from projections import read_models
 from services import consistency, file_imports, structure
@@ -43,7 +43,6 @@ from services.local.scratch import scratch_database
 from services.runtime import Runtime, open_runtime
 from services.settings import Settings
 
-OUT_DIR = Path(__file__).resolve().parent / "out"
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sp_benchadmin01_" + "b" * 40
 TARGET_RATE = 30_000.0
@@ -195,7 +194,7 @@ async def ready(base: str) -> None:
 async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) -> dict[str, Any]:
     OUT_DIR.mkdir(exist_ok=True)
     first, second = OUT_DIR / "import-1.csv", OUT_DIR / "import-2.csv"
-    _say(f"writing {args.rows:,} + {args.second:,} rows")
+    say(f"writing {args.rows:,} + {args.second:,} rows")
     write_csv(first, args.rows)
     write_csv(second, args.second, start=args.rows)
     result: dict[str, Any] = {
@@ -207,7 +206,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
     }
     async with scratch_database(server_url, prefix="bench") as url:
         result["bare_copy_rows_per_s"] = round(await bare_copy(url, first))
-        _say(f"bare COPY: {result['bare_copy_rows_per_s']:,} rows/s")
+        say(f"bare COPY: {result['bare_copy_rows_per_s']:,} rows/s")
         topic = f"bench.import.{uuid.uuid4().hex[:8]}"
         env = {"DATABASE_URL": url, "PROFILES_EVENTS_TOPIC": topic, "PROFILES_BOOTSTRAP_KEY": KEY}
         if kafka:
@@ -220,9 +219,9 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         projector = start(["projector", "--batch-size", str(args.batch_size)], env, logs)
         try:
             await create_database(rt, "bench")
-            _say("importing (projector in its own process)")
+            say("importing (projector in its own process)")
             result["import"] = await import_file(rt, "bench", first)
-            _say(f"import: {result['import']}")
+            say(f"import: {result['import']}")
             port = free_port()
             query = start(["query-api", "--port", str(port)], env, logs)
             try:
@@ -238,34 +237,19 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
                 done, out = spawn.Event(), spawn.Queue()
                 reader = spawn.Process(target=read_latencies, args=(base, ids, done, out))
                 reader.start()
-                _say("second import while reading")
+                say("second import while reading")
                 result["import_while_reading"] = await import_file(rt, "bench", second)
                 done.set()
                 latencies = sorted(await asyncio.to_thread(out.get))
                 reader.join()
             finally:
                 stop(query)
-            result["get_during_import"] = _percentiles(latencies)
-            _say(f"GET during import: {result['get_during_import']}")
+            result["get_during_import"] = percentiles(latencies)
+            say(f"GET during import: {result['get_during_import']}")
         finally:
             stop(projector)
             await rt.close()
     return result
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=100)
-    return {
-        "requests": len(ms),
-        "p50_ms": round(q[49], 2),
-        "p95_ms": round(q[94], 2),
-        "p99_ms": round(q[98], 2),
-        "max_ms": round(ms[-1], 2),
-    }
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -286,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rate = result["import"]["rows_per_s"]
     result["ratio_vs_bare_copy"] = round(rate / result["bare_copy_rows_per_s"], 3)
     result["meets_rate_target"] = rate >= TARGET_RATE
-    result["meets_p99_target"] = result["get_during_import"]["p99_ms"] <= TARGET_P99_MS
+    p99 = result["get_during_import"].get("p99_ms")
+    result["meets_p99_target"] = p99 is not None and p99 <= TARGET_P99_MS
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT_DIR / f"import-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -17,21 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import random
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from bench.common import run, say
 from contracts import (
     Consent,
     Event,
@@ -58,7 +56,6 @@ from services.projector import Projector
 from services.runtime import create_pool
 
 SCHEMA = "read_models"
-OUT_DIR = Path(__file__).resolve().parent / "out"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGET_RATIO = 0.3
 RESOURCES = [f"res{n}" for n in range(12)]
@@ -213,7 +210,7 @@ async def bare_copy(url: str, n_rows: int) -> float:
 
 
 async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
-    _say(f"deciding {args.events:,} events over {args.profiles:,} profiles")
+    say(f"deciding {args.events:,} events over {args.profiles:,} profiles")
     events = build(args.events, args.profiles, args.seed)
     evictions = sum(isinstance(e, SubscriptionEvicted) for e in events)
     total = len(events)
@@ -230,10 +227,10 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             async with pool.acquire() as conn:
                 await migrate(conn, SCHEMA)
             result["bare_copy_rows_per_s"] = round(await bare_copy(url, total))
-            _say(f"bare COPY: {result['bare_copy_rows_per_s']:,} rows/s")
+            say(f"bare COPY: {result['bare_copy_rows_per_s']:,} rows/s")
             log = PostgresLog(pool, topic="bench.subscriptions")
             await log.start()
-            _say("appending (not timed)")
+            say("appending (not timed)")
             for start in range(0, total, 20_000):
                 await log.append(events[start : start + 20_000])
             # a million live event objects would make every garbage collection in the replay
@@ -272,10 +269,6 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
     return result
 
 
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -283,16 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        print("DATABASE_URL is not set: see bench/README.md", file=sys.stderr)
-        return 2
-    result = asyncio.run(bench(args, server))
-    OUT_DIR.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT_DIR / f"subscriptions-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    return run("subscriptions", lambda server: bench(args, server))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,7 @@ from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import Projector
-from services.runtime import open_runtime
+from services.runtime import Runtime, open_runtime
 from services.settings import Settings
 
 app = typer.Typer(
@@ -113,17 +114,48 @@ def projector(
 
 
 async def _project(settings: Settings, batch_size: int) -> None:
+    async def work(rt: Runtime, stop: asyncio.Event) -> None:
+        projector = Projector(
+            rt.pool, rt.log, read_models.NAME, read_models.project, batch_size=batch_size
+        )
+        await projector.run(stop)
+
+    await _until_signalled(settings, work)
+
+
+async def _until_signalled(
+    settings: Settings, work: Callable[[Runtime, asyncio.Event], Awaitable[None]]
+) -> None:
+    """Run a long-lived role on a runtime until SIGTERM/SIGINT, then close it."""
     rt = await open_runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Projector(
-            rt.pool, rt.log, read_models.NAME, read_models.project, batch_size=batch_size
-        ).run(stop)
+        await work(rt, stop)
     finally:
         await rt.close()
+
+
+@app.command()
+def intake(database_url: DatabaseUrl = None, kafka: Kafka = None, batch_size: int = 1000) -> None:
+    """Only the intake processor: the intake topic into the log until SIGTERM/SIGINT."""
+    settings = _settings(database_url, kafka, None)
+    if not settings.kafka_bootstrap:
+        typer.echo("profiles intake reads Kafka: set KAFKA_BOOTSTRAP_SERVERS or --kafka", err=True)
+        raise typer.Exit(2)
+    asyncio.run(_intake(settings, settings.kafka_bootstrap, batch_size))
+
+
+async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
+    from services.intake_processor import IntakeProcessor
+
+    async def work(rt: Runtime, stop: asyncio.Event) -> None:
+        processor = IntakeProcessor(rt.pool, rt.log, rt.geo, bootstrap, batch_size=batch_size)
+        await processor.run(stop)
+
+    await _until_signalled(settings, work)
 
 
 @app.command("import")

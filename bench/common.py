@@ -1,0 +1,50 @@
+"""What the benchmarks share: progress lines, percentiles, running and saving a result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+def say(message: str) -> None:
+    """A timestamped progress line on stderr (stdout carries the result)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    """Count, p50, p95, p99 and max of latencies in milliseconds."""
+    ordered = sorted(ms)
+    if len(ordered) < 2:  # a run too short to measure: say so rather than fail
+        return {"requests": len(ordered), "max_ms": round(ordered[-1], 2) if ordered else 0.0}
+    q = statistics.quantiles(ordered, n=100)
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(q[49], 2),
+        "p95_ms": round(q[94], 2),
+        "p99_ms": round(q[98], 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def run(name: str, bench: Callable[[str], Awaitable[dict[str, Any]]]) -> int:
+    """Run `bench(DATABASE_URL)`, print its result and keep it in bench/out/<name>-<ts>.json."""
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        print("DATABASE_URL is not set: see bench/README.md", file=sys.stderr)
+        return 2
+    result = asyncio.run(bench(server))
+    OUT_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (OUT_DIR / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
