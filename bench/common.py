@@ -8,7 +8,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     }
 
 
-def run(name: str, bench: Callable[[str], Awaitable[dict[str, Any]]]) -> int:
+def run(name: str, bench: Callable[[str], Coroutine[Any, Any, dict[str, Any]]]) -> int:
     """Run `bench(DATABASE_URL)`, print its result and keep it in bench/out/<name>-<ts>.json."""
     server = os.environ.get("DATABASE_URL")
     if not server:

@@ -86,6 +86,8 @@ class SubscriptionEvictedData(_Data):
     """A subscription was replaced to make room under a limit (R14); it leaves the list."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
     scope: EvictionScope
     replaced_by: UUID
 
@@ -94,6 +96,8 @@ class SubscriptionStatusChangedData(_Data):
     """A subscription's status changed (R9, R11, R20)."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
     status: GlobalStatus
     consent: Consent
 
@@ -102,6 +106,8 @@ class SubscriptionPriorityChangedData(_Data):
     """A subscription's priority was set explicitly (R12)."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
     priority: int = Field(ge=0)
 
 
@@ -109,6 +115,8 @@ class SubscriptionCategoriesChangedData(_Data):
     """Categories of a subscription turned on or off (R16)."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
     categories: dict[str, bool]
     consent: Consent
 
@@ -117,6 +125,8 @@ class SubscriptionFieldsChangedData(_Data):
     """Standard (R17) or custom channel fields set (null unsets)."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
     fields: dict[str, JsonValue] = Field(default_factory=dict)
     custom: dict[str, JsonValue] = Field(default_factory=dict)
 
@@ -125,6 +135,8 @@ class SubscriptionDeletedData(_Data):
     """The subscription was deleted: it stays, soft-deleted, until a limit replaces it (R14)."""
 
     sub_id: UUID
+    resource_id: str | None = Field(default=None, description="For the timeline (R18).")
+    channel: str | None = None
 
 
 class ResourceCreated(EnvelopeBase):

@@ -152,7 +152,15 @@ async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
     from services.intake_processor import IntakeProcessor
 
     async def work(rt: Runtime, stop: asyncio.Event) -> None:
-        processor = IntakeProcessor(rt.pool, rt.log, rt.geo, bootstrap, batch_size=batch_size)
+        processor = IntakeProcessor(
+            rt.pool,
+            rt.log,
+            rt.geo,
+            bootstrap,
+            topic=settings.intake_topic,
+            dlq_topic=f"{settings.intake_topic}.dlq",
+            batch_size=batch_size,
+        )
         await processor.run(stop)
 
     await _until_signalled(settings, work)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-from contracts import CANONICAL_TOPIC
+from contracts import CANONICAL_TOPIC, INTAKE_TOPIC
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Settings:
     bootstrap_key: str | None = None
     kafka_partitions: int = 4
     events_topic: str = CANONICAL_TOPIC
+    intake_topic: str = INTAKE_TOPIC
     read_schema: str = "read_models"
     log_format: str = "console"
     consistency_wait: float = 5.0
@@ -42,6 +43,7 @@ class Settings:
             geoip_db=Path(e["PROFILES_GEOIP_DB"]) if e.get("PROFILES_GEOIP_DB") else None,
             bootstrap_key=e.get("PROFILES_BOOTSTRAP_KEY") or None,
             events_topic=e.get("PROFILES_EVENTS_TOPIC", defaults.events_topic),
+            intake_topic=e.get("PROFILES_INTAKE_TOPIC", defaults.intake_topic),
             kafka_partitions=int(e.get("PROFILES_KAFKA_PARTITIONS", defaults.kafka_partitions)),
             read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),

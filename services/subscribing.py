@@ -145,7 +145,11 @@ class Subscriptions:
             if placement.victim is not None:
                 assert placement.scope is not None
                 evicted = SubscriptionEvictedData(
-                    sub_id=placement.victim.sub_id, scope=placement.scope, replaced_by=sub_id
+                    sub_id=placement.victim.sub_id,
+                    resource_id=placement.victim.resource_id,
+                    channel=placement.victim.channel,
+                    scope=placement.scope,
+                    replaced_by=sub_id,
                 )
                 events.append(
                     SubscriptionEvicted(**_env(profile_id, database_id, now), data=evicted)
@@ -191,7 +195,9 @@ class Subscriptions:
                 return Outcome(sub_id, [], [])
             event = SubscriptionDeleted(
                 **_env(profile_id, database_id, datetime.now(UTC)),
-                data=SubscriptionDeletedData(sub_id=sub_id),
+                data=SubscriptionDeletedData(
+                    sub_id=sub_id, resource_id=sub.resource_id, channel=sub.channel
+                ),
             )
             positions = await self._commit(conn, profile_id, subs, [event])
         return Outcome(sub_id, [event], positions)
@@ -212,7 +218,13 @@ class Subscriptions:
             consent = Consent(how="campaign", detail=detail or action)
             event = SubscriptionStatusChanged(
                 **_env(profile_id, database_id, datetime.now(UTC)),
-                data=SubscriptionStatusChangedData(sub_id=sub_id, status=status, consent=consent),
+                data=SubscriptionStatusChangedData(
+                    sub_id=sub_id,
+                    resource_id=sub.resource_id,
+                    channel=sub.channel,
+                    status=status,
+                    consent=consent,
+                ),
             )
             positions = await self._commit(conn, profile_id, subs, [event])
         return Outcome(sub_id, [event], positions, status=status)
@@ -283,21 +295,26 @@ def _changes(
     )
     if violations:
         raise ValidationError(violations)
+    where = {"resource_id": sub.resource_id, "channel": sub.channel}  # for the timeline (R18)
     if change.status is not None and change.status != sub.status:
         data = SubscriptionStatusChangedData(
-            sub_id=sub.sub_id, status=change.status, consent=change.consent
+            sub_id=sub.sub_id, status=change.status, consent=change.consent, **where
         )
         events.append(SubscriptionStatusChanged(**env, data=data))
     if change.priority is not None and change.priority != sub.priority:
-        data_p = SubscriptionPriorityChangedData(sub_id=sub.sub_id, priority=change.priority)
+        data_p = SubscriptionPriorityChangedData(
+            sub_id=sub.sub_id, priority=change.priority, **where
+        )
         events.append(SubscriptionPriorityChanged(**env, data=data_p))
     if change.categories:
         data_c = SubscriptionCategoriesChangedData(
-            sub_id=sub.sub_id, categories=change.categories, consent=change.consent
+            sub_id=sub.sub_id, categories=change.categories, consent=change.consent, **where
         )
         events.append(SubscriptionCategoriesChanged(**env, data=data_c))
     if fields or custom:
-        data_f = SubscriptionFieldsChangedData(sub_id=sub.sub_id, fields=fields, custom=custom)
+        data_f = SubscriptionFieldsChangedData(
+            sub_id=sub.sub_id, fields=fields, custom=custom, **where
+        )
         events.append(SubscriptionFieldsChanged(**env, data=data_f))
     return events
 

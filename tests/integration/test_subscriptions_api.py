@@ -361,3 +361,22 @@ async def test_profile_delete_and_export_cover_subscriptions_R26_R27(api: Api) -
         json={"resource_id": rid, "channel": "email", "contact": "x@example.com"},
     )
     assert again.status_code == 404
+
+
+async def test_timeline_names_resource_and_channel_of_subscription_events_R18(api: Api) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    made = await _subscribe(api, pid, resource_id=rid, channel="sms", contact="+4930123123")
+    off = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{made['sub_id']}", json={"status": "unsubscribed"}
+    )
+    page = await api.read(
+        f"/v1/profiles/{pid}/history?kind=subscription", off.json()["consistency_token"]
+    )
+    entries = page.json()["entries"]
+    assert [(e["type"], e["summary"]["resource_id"], e["summary"]["channel"]) for e in entries] == [
+        ("subscription.status_changed", rid, "sms"),
+        ("subscription.added", rid, "sms"),
+    ]
+    assert entries[0]["summary"]["status"] == "unsubscribed"
