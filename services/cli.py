@@ -166,6 +166,35 @@ async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
     await _until_signalled(settings, work)
 
 
+projections_app = typer.Typer(help="Read models: rebuild them from the log.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("rebuild")
+def rebuild_projections(
+    into: Annotated[str, typer.Option("--into", help="New schema to build the read models in.")],
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+    data_dir: DataDir = None,
+    batch_size: int = 5000,
+) -> None:
+    """Replay the whole log into a new schema; then switch with PROFILES_READ_SCHEMA."""
+    from services.rebuild import rebuild
+
+    async def run() -> None:
+        rt = await open_runtime(_settings(database_url, kafka, data_dir))
+        try:
+            done = await rebuild(rt, into, batch_size)
+        finally:
+            await rt.close()
+        typer.echo(
+            f"rebuilt {done.events} events into schema {done.schema!r} in {done.seconds:.1f} s; "
+            f"switch with PROFILES_READ_SCHEMA={done.schema} and restart the readers and projector"
+        )
+
+    asyncio.run(run())
+
+
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or NDJSON file.")],

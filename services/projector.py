@@ -39,11 +39,12 @@ class Projector:
     project: Project
     batch_size: int = 5000
     poll_timeout: float = 0.2
+    group: str | None = None  # consumer group; default: the projection's name
     stats: ProjectorStats = field(default_factory=ProjectorStats)
     _expected: dict[int, int] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self.log.consumer(self.name, self._on_assign)
+        consumer = self.log.consumer(self.group or self.name, self._on_assign)
         await consumer.start()
         log.info("projector.started", projection=self.name, topic=self.log.topic)
         try:

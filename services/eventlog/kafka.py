@@ -52,6 +52,22 @@ class KafkaLog:
         meta = await self._require_producer().send_and_wait(self.topic, value, key=key)
         return Position(meta.partition, meta.offset)
 
+    async def ends(self) -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        partitions = [TopicPartition(self.topic, p["partition"]) for p in described["partitions"]]
+        probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await probe.start()
+        try:
+            offsets = await probe.end_offsets(partitions)
+        finally:
+            await probe.stop()
+        return {tp.partition: offset for tp, offset in offsets.items()}
+
     def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:
         return KafkaLogConsumer(self._bootstrap, self.topic, group, on_assign)
 

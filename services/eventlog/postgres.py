@@ -55,6 +55,11 @@ class PostgresLog:
     async def append_raw(self, key: bytes, value: bytes) -> Position:
         return (await self._append([None], [key], [value]))[0]
 
+    async def ends(self) -> dict[int, int]:
+        async with self._pool.acquire() as conn:
+            head: int = await conn.fetchval("SELECT next_position FROM eventlog.head WHERE one")
+        return {0: head}
+
     async def _append(
         self, ids: Sequence[UUID | None], keys: Sequence[bytes], values: Sequence[bytes]
     ) -> list[Position]:

@@ -65,6 +65,14 @@ class EventLogContract:
         for pid in pids:
             assert per_profile[pid] == [e.id for e in events if e.subject == pid]
 
+    async def test_ends_are_one_past_the_last_append_of_each_partition(self, log: EventLog) -> None:
+        positions = await log.append([imported(uuid.uuid4(), i) for i in range(12)])
+        ends = await log.ends()
+        for position in positions:
+            assert ends[position.partition] > position.offset
+        last = {p.partition: p.offset for p in positions}  # appends land in order
+        assert all(ends[p] == offset + 1 for p, offset in last.items())
+
     async def test_consumer_resumes_from_the_stored_position(self, log: EventLog) -> None:
         pid = uuid.uuid4()  # one key: one partition, so offsets are comparable
         positions = await log.append([imported(pid, i) for i in range(10)])
