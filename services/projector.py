@@ -86,6 +86,36 @@ class Projector:
             await asyncio.sleep(0.5)
             await self._reseek(consumer)
             return
+        except Exception as exc:  # a projection failed on some event: find it, do not stop
+            log.error("projector.batch_failed", projection=self.name, error=type(exc).__name__)
+            await self._one_by_one(consumer, fresh)
+            return
+        self._done(batch, applied)
+
+    async def _one_by_one(self, consumer: LogConsumer, records: list[LogRecord]) -> None:
+        """Apply a failed batch record by record; the one that fails again is buried."""
+        for record in records:
+            single = _batch([record], self._expected)
+            try:
+                async with self.pool.acquire() as conn:
+                    applied = await apply_batch(
+                        conn, self.name, self.log.topic, single, self.project
+                    )
+            except (checkpoints.Fenced, *_RETRYABLE):
+                await self._reseek(consumer)
+                return
+            except Exception as exc:
+                reason = f"projection failed: {type(exc).__name__}"  # never the values
+                dead = DeadLetter(record.partition, record.offset, reason, record.value)
+                single = Batch(events=[], dead=[dead], moves=single.moves)
+                async with self.pool.acquire() as conn:
+                    applied = await apply_batch(
+                        conn, self.name, self.log.topic, single, self.project
+                    )
+                log.error("projector.buried", projection=self.name, offset=record.offset)
+            self._done(single, applied)
+
+    def _done(self, batch: Batch, applied: int) -> None:
         for partition, (_, new) in batch.moves.items():
             self._expected[partition] = new
         self.stats.batches += 1

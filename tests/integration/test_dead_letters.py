@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
 
-from contracts import encode
+from contracts import Event, encode
 from projections import read_models
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
@@ -73,3 +73,37 @@ async def test_poison_messages_are_buried_with_reason_and_the_stream_goes_on(
         await pool.fetchval("SELECT count(*) FROM profiles WHERE profile_id = $1", stranger.subject)
         == 0
     )
+
+
+@pytest.mark.postgres
+async def test_an_event_a_projection_cannot_apply_is_buried_and_the_rest_applied(
+    log: EventLog, pool: asyncpg.Pool
+) -> None:
+    profiles = [uuid.uuid4() for _ in range(6)]
+    poison = imported(profiles[2], 0)
+    events = [imported(p, 0) if p != profiles[2] else poison for p in profiles]
+    await log.append(events)
+
+    async def fragile(conn: asyncpg.Connection, batch: Sequence[Event]) -> None:
+        if any(e.id == poison.id for e in batch):
+            raise ValueError("a projection bug this event triggers")
+        await read_models.project(conn, batch)
+
+    stop = asyncio.Event()
+    runner = Projector(pool, log, read_models.NAME, fragile, poll_timeout=0.1)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        count = "SELECT count(*) FROM profiles WHERE profile_id = ANY($1::uuid[])"
+        assert await wait_for(pool, count, lambda n: n == 5, 30, profiles) == 5
+        later = imported(uuid.uuid4(), 1)
+        await log.append([later])  # the projector is still running
+        alive = "SELECT count(*) FROM profiles WHERE profile_id = $1"
+        assert await wait_for(pool, alive, lambda n: n == 1, 30, later.subject) == 1
+    finally:
+        stop.set()
+        await task
+    rows = await pool.fetch("SELECT reason, payload FROM dead_letters")
+    assert [(r["reason"], r["payload"]) for r in rows] == [
+        ("projection failed: ValueError", encode(poison))
+    ]
+    assert runner.stats.dead == 1
