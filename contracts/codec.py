@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final
 from pydantic import Field, TypeAdapter, ValidationError
 
 from contracts.activity_events import (
+    ACTIVITY_EVENTS,
     CampaignClicked,
     CampaignComplained,
     CampaignConfirmationClicked,
@@ -110,28 +111,7 @@ EVENT_CLASSES: Final = (
     SubscriptionCategoriesChanged,
     SubscriptionFieldsChanged,
     SubscriptionDeleted,
-    CampaignSent,
-    CampaignDelivered,
-    CampaignOpened,
-    CampaignRead,
-    CampaignClicked,
-    CampaignConfirmationClicked,
-    CampaignHardBounced,
-    CampaignComplained,
-    CampaignUnsubscribeClicked,
-    PixelHit,
-    PromoCodeAttached,
-    PromoCodeDetached,
-    PromoCodeActivated,
-    SegmentEntered,
-    SegmentExited,
-    TriggerSent,
-    ScenarioEntered,
-    ScenarioFinished,
-    OrderRecorded,
-    RelationAdded,
-    RelationRemoved,
-    FormSubmitted,
+    *ACTIVITY_EVENTS,
 )
 CURRENT_VERSIONS: Final[dict[str, int]] = {
     cls.model_fields["type"].default: cls.model_fields["schema_version"].default

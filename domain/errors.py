@@ -6,7 +6,11 @@ DomainError
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -28,3 +32,15 @@ class ValidationError(DomainError):
     def __init__(self, violations: list[Violation]) -> None:
         super().__init__("; ".join(f"{v.field}: {v.rule}" for v in violations))
         self.violations = violations
+
+
+def collect(violations: list[Violation], check: Callable[[], T], fallback: T) -> T:
+    """Run `check`; on ValidationError add its violations and return `fallback` instead.
+
+    Lets a validator report every broken rule of a request at once, not the first one.
+    """
+    try:
+        return check()
+    except ValidationError as error:
+        violations.extend(error.violations)
+        return fallback

@@ -6,7 +6,7 @@ import's error report) sees all of them at once, and nothing half-valid goes fur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeGuard, TypeVar
 
@@ -14,7 +14,7 @@ from pydantic import JsonValue
 
 from contracts import GlobalStatus, ImportMode
 from domain.database import DatabaseState
-from domain.errors import ValidationError, Violation
+from domain.errors import ValidationError, Violation, collect
 from domain.fields import (
     validate_custom,
     validate_custom_text,
@@ -69,10 +69,10 @@ class PreparedImport:
 def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
     """Check an item against the database structure; raise ValidationError listing every error."""
     violations: list[Violation] = []
-    email = _collect(violations, lambda: _email(item.email))
-    phones = _collect(violations, lambda: _phones(item.phones)) or ()
-    fields = _collect(violations, lambda: _standard(item)) or {}
-    custom = _collect(violations, lambda: _custom(database, item)) or {}
+    email = collect(violations, lambda: _email(item.email), None)
+    phones: tuple[str, ...] = collect(violations, lambda: _phones(item.phones), ())
+    fields: dict[str, JsonValue] = collect(violations, lambda: _standard(item), {})
+    custom: dict[str, JsonValue] = collect(violations, lambda: _custom(database, item), {})
     status = item.status if _is_status(item.status) else None
     if item.status is not None and status is None:
         violations.append(Violation("status", "status_unknown", item.status))
@@ -98,14 +98,6 @@ def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
         locate=item.locate,
         mode=item.mode,
     )
-
-
-def _collect(violations: list[Violation], check: Callable[[], T]) -> T | None:
-    try:
-        return check()
-    except ValidationError as error:
-        violations.extend(error.violations)
-        return None
 
 
 def _is_status(value: str | None) -> TypeGuard[GlobalStatus]:

@@ -6,14 +6,14 @@ the email and phones. Every broken rule is reported at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import JsonValue
 
 from domain.database import DatabaseState
-from domain.errors import ValidationError, Violation
+from domain.errors import ValidationError, Violation, collect
 from domain.fields import validate_custom, validate_standard
 from domain.identity import normalise_email, normalise_phone
 
@@ -57,8 +57,8 @@ def prepare_update(database: DatabaseState, item: UpdateItem) -> PreparedUpdate:
     """Check an update; raise ValidationError listing every error."""
     violations: list[Violation] = []
     nothing: dict[str, JsonValue] = {}
-    fields = _checked(violations, lambda: validate_standard(item.fields), nothing)
-    custom = _checked(violations, lambda: validate_custom(database.fields, item.custom), nothing)
+    fields = collect(violations, lambda: validate_standard(item.fields), nothing)
+    custom = collect(violations, lambda: validate_custom(database.fields, item.custom), nothing)
     violations += _typed(database, item.increment, ("number", "float"), "increment")
     violations += _typed(database, item.tags_add, ("tags",), "tags_add")
     violations += _typed(database, item.tags_remove, ("tags",), "tags_remove")
@@ -67,7 +67,7 @@ def prepare_update(database: DatabaseState, item: UpdateItem) -> PreparedUpdate:
         if kind == "number" and not isinstance(amount, int):
             violations.append(Violation(f"increment.{name}", "number_format", amount))
     raw_email = item.email
-    email = _checked(violations, lambda: normalise_email(raw_email), None) if raw_email else None
+    email = collect(violations, lambda: normalise_email(raw_email), None) if raw_email else None
     phones_add = _phones(violations, item.phones_add, "phones_add")
     phones_remove = _phones(violations, item.phones_remove, "phones_remove")
     if violations:
@@ -91,14 +91,6 @@ def prepare_update(database: DatabaseState, item: UpdateItem) -> PreparedUpdate:
         phones_remove=phones_remove,
         claims=tuple(claims),
     )
-
-
-def _checked(violations: list[Violation], check: Callable[[], T], fallback: T) -> T:
-    try:
-        return check()
-    except ValidationError as error:
-        violations.extend(error.violations)
-        return fallback
 
 
 def _typed(

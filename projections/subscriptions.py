@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -35,22 +35,15 @@ async def load(
     conn: asyncpg.Connection, profiles: Iterable[UUID]
 ) -> dict[UUID, list[StoredSubscription]]:
     """Every subscription of the given profiles, in one query."""
-    rows = await conn.fetch(
-        f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE profile_id = ANY($1::uuid[]) "
-        "ORDER BY profile_id, created_at, sub_id",
-        list(profiles),
-    )
-    out: dict[UUID, list[StoredSubscription]] = {}
-    for r in rows:
-        out.setdefault(r["profile_id"], []).append(_stored(r))
-    return out
+    return await _fetch(conn, "profile_id", profiles)
 
 
-async def _load_ids(
-    conn: asyncpg.Connection, ids: Iterable[UUID]
+async def _fetch(
+    conn: asyncpg.Connection, column: Literal["profile_id", "sub_id"], ids: Iterable[UUID]
 ) -> dict[UUID, list[StoredSubscription]]:
+    """Subscriptions whose `column` is one of `ids`, grouped by profile, oldest first."""
     rows = await conn.fetch(
-        f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE sub_id = ANY($1::uuid[]) "
+        f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE {column} = ANY($1::uuid[]) "
         "ORDER BY profile_id, created_at, sub_id",
         list(ids),
     )
@@ -108,7 +101,7 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
             referenced.update(event.data.reprioritised)
     # every event names the subscriptions it touches, so only those rows are loaded, not the
     # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
-    stored = await _load_ids(conn, referenced)
+    stored = await _fetch(conn, "sub_id", referenced)
     upserts: list[tuple[UUID, Subscription, datetime]] = []
     removed: list[UUID] = []
     lines: list[tuple[UUID, LedgerEntry]] = []

@@ -347,3 +347,10 @@ def _write_private(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(partial, path)
+
+
+# Route parameters that demand a permission: `_: Reader` in a route's signature.
+Reader = Annotated[ApiKey, Depends(require("read"))]
+Writer = Annotated[ApiKey, Depends(require("write"))]
+Deleter = Annotated[ApiKey, Depends(require("delete"))]
+Admin = Annotated[ApiKey, Depends(require("admin"))]

@@ -19,7 +19,6 @@ from typing import IO, Any, Literal
 from uuid import UUID
 
 import asyncpg
-import orjson
 import structlog
 from pydantic import ValidationError as BodyError
 
@@ -29,6 +28,7 @@ from domain.errors import ValidationError, Violation
 from domain.imports import ImportItem
 from domain.rows import Columns, columns, item
 from services import structure
+from services.http_common import field_errors
 from services.imports import Checked, Importer, check, item_from_request
 
 Format = Literal["csv", "ndjson"]
@@ -321,15 +321,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _plain(violations: list[Violation]) -> list[dict[str, Any]]:
-    return [{"field": v.field, "rule": v.rule, "value": _json_safe(v.value)} for v in violations]
-
-
-def _json_safe(value: object) -> Any:
-    try:
-        orjson.dumps(value)
-    except TypeError:
-        return str(value)
-    return value
+    return [e.model_dump(mode="json") for e in field_errors(violations)]
 
 
 def _job(row: asyncpg.Record) -> Job:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from contracts.api import (
@@ -20,9 +20,6 @@ from domain.fields import STANDARD_FIELDS, define_field
 from domain.identity import normalise_email
 from services import auth, consistency, identity, structure
 from services.http_common import field_errors, problem, runtime
-
-Admin = Annotated[auth.ApiKey, Depends(auth.require("admin"))]
-Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
 
 
 def router() -> APIRouter:
@@ -54,7 +51,7 @@ def router() -> APIRouter:
     return r
 
 
-async def create_database(body: CreateDatabaseRequest, request: Request, _: Admin) -> Any:
+async def create_database(body: CreateDatabaseRequest, request: Request, _: auth.Admin) -> Any:
     """Create a database of profiles (R1); its id is part of every profile path."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
@@ -68,14 +65,14 @@ async def create_database(body: CreateDatabaseRequest, request: Request, _: Admi
     return _with_token(_view(state), consistency.token(positions), 201)
 
 
-async def get_database(database_id: str, request: Request, _: Reader) -> Any:
+async def get_database(database_id: str, request: Request, _: auth.Reader) -> Any:
     """A database and its structure, as the ingest side enforces it."""
     async with runtime(request).pool.acquire() as conn:
         state = await structure.load(conn, database_id)
     return problem(404, "Database not found") if state is None else _view(state)
 
 
-async def add_field(database_id: str, body: FieldSpec, request: Request, _: Admin) -> Any:
+async def add_field(database_id: str, body: FieldSpec, request: Request, _: auth.Admin) -> Any:
     """Add a custom field (R3); a metadata change only, profiles are not rewritten (R1)."""
     definition = define_field(body.name, body.type, body.options, body.unique)
     rt = runtime(request)
@@ -90,7 +87,7 @@ async def add_field(database_id: str, body: FieldSpec, request: Request, _: Admi
     return _with_token(_view(state), consistency.token(positions), 201)
 
 
-async def remove_field(database_id: str, name: str, request: Request, _: Admin) -> Any:
+async def remove_field(database_id: str, name: str, request: Request, _: auth.Admin) -> Any:
     """Remove a custom field: its values disappear from reads (R1), its name is retired."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
@@ -104,14 +101,14 @@ async def remove_field(database_id: str, name: str, request: Request, _: Admin) 
     return _with_token(_view(state), consistency.token(positions), 200)
 
 
-async def get_suppression(email: str, request: Request, _: Reader) -> Response:
+async def get_suppression(email: str, request: Request, _: auth.Reader) -> Response:
     """204 when the address is on the global suppression list (R8), else 404."""
     async with runtime(request).pool.acquire() as conn:
         listed = await identity.suppressed(conn, [normalise_email(email)])
     return Response(status_code=204) if listed else problem(404, "Not suppressed")
 
 
-async def remove_suppression(email: str, request: Request, _: Admin) -> Response:
+async def remove_suppression(email: str, request: Request, _: auth.Admin) -> Response:
     """Take an address off the suppression list: the only way it becomes sendable again (R8)."""
     async with runtime(request).pool.acquire() as conn:
         removed = await identity.unsuppress(conn, normalise_email(email))

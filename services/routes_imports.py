@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from contracts.api import FieldError, ImportJobView, Problem, RowError
@@ -18,8 +18,6 @@ from services.eventlog.port import Position
 from services.file_imports import Format
 from services.http_common import field_errors, problem, runtime
 
-Writer = Annotated[auth.ApiKey, Depends(auth.require("write"))]
-Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
 _TYPES: dict[str, Format] = {
     "text/csv": "csv",
     "application/csv": "csv",
@@ -49,7 +47,7 @@ def router() -> APIRouter:
 async def upload(
     database_id: str,
     request: Request,
-    _: Writer,
+    _: auth.Writer,
     format: Annotated[Format | None, Query(description="Default: from Content-Type.")] = None,
     geo: Annotated[bool, Query(description="Locate `reg_ip` (R21: opt-in for files).")] = False,
 ) -> Any:
@@ -88,7 +86,7 @@ async def follow(
     database_id: str,
     job_id: UUID,
     request: Request,
-    _: Reader,
+    _: auth.Reader,
     errors_after: Annotated[int, Query(ge=0, description="Row errors after this row.")] = 0,
 ) -> Any:
     """A job's progress, counts and per-row errors."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.api import (
@@ -29,7 +29,6 @@ from projections import history, interactions, profiles, subscriptions
 from services import auth
 from services.http_common import ProblemResponse, caught_up, problem, runtime
 
-Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
 Token = Annotated[str | None, Header(alias="Consistency-Token")]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem},
@@ -77,23 +76,25 @@ def router() -> APIRouter:
     return r
 
 
-async def get_profile(profile_id: UUID, request: Request, _: Reader, token: Token = None) -> Any:
+async def get_profile(
+    profile_id: UUID, request: Request, _: auth.Reader, token: Token = None
+) -> Any:
     """The current profile; with a `Consistency-Token`, once the read models reached it."""
     return await _read(request, token, lambda conn: profiles.get(conn, profile_id))
 
 
-async def get_by_md5(md5: str, request: Request, _: Reader, token: Token = None) -> Any:
+async def get_by_md5(md5: str, request: Request, _: auth.Reader, token: Token = None) -> Any:
     """A profile by its MD5 identifier (R5)."""
     return await _read(request, token, lambda conn: profiles.find(conn, "md5", md5.lower(), None))
 
 
-async def get_by_xxh(xxh: str, request: Request, _: Reader, token: Token = None) -> Any:
+async def get_by_xxh(xxh: str, request: Request, _: auth.Reader, token: Token = None) -> Any:
     """A profile by its XXH identifier (R5)."""
     return await _read(request, token, lambda conn: profiles.find(conn, "xxh", xxh.lower(), None))
 
 
 async def get_by_email(
-    database_id: str, email: str, request: Request, _: Reader, token: Token = None
+    database_id: str, email: str, request: Request, _: auth.Reader, token: Token = None
 ) -> Any:
     """A profile of a database by email, compared as R6 says (trimmed, case-insensitive)."""
     value = normalise_email(email)
@@ -103,7 +104,7 @@ async def get_by_email(
 
 
 async def get_by_phone(
-    database_id: str, phone: str, request: Request, _: Reader, token: Token = None
+    database_id: str, phone: str, request: Request, _: auth.Reader, token: Token = None
 ) -> Any:
     """A profile of a database by phone, normalised to E.164 (R6)."""
     value = normalise_phone(phone)
@@ -112,7 +113,7 @@ async def get_by_phone(
     )
 
 
-async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
+async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> Any:
     """Everything stored about one profile, as one JSON document (R27)."""
     async with runtime(request).pool.acquire() as conn:
         state = await profiles.get(conn, profile_id)
@@ -137,7 +138,9 @@ async def export_profile(profile_id: UUID, request: Request, _: Reader) -> Any:
 
 
 def _lister(what: str) -> Any:
-    async def listing(profile_id: UUID, request: Request, _: Reader, token: Token = None) -> Any:
+    async def listing(
+        profile_id: UUID, request: Request, _: auth.Reader, token: Token = None
+    ) -> Any:
         rt = runtime(request)
         reached = await caught_up(rt, token)
         if isinstance(reached, ProblemResponse):
@@ -152,7 +155,7 @@ def _lister(what: str) -> Any:
     return listing
 
 
-async def segment_members(segment_id: str, request: Request, _: Reader) -> StreamingResponse:
+async def segment_members(segment_id: str, request: Request, _: auth.Reader) -> StreamingResponse:
     """Every member of a static segment, one JSON object per line, streamed (R23)."""
     pool = runtime(request).pool
 
@@ -167,7 +170,7 @@ async def segment_members(segment_id: str, request: Request, _: Reader) -> Strea
 async def get_history(
     profile_id: UUID,
     request: Request,
-    _: Reader,
+    _: auth.Reader,
     kind: Annotated[list[str] | None, Query(description="One or more kinds; none: all.")] = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from contracts import Consent
@@ -42,9 +42,6 @@ from services.subscribing import (
     Subscriptions,
 )
 
-Admin = Annotated[auth.ApiKey, Depends(auth.require("admin"))]
-Writer = Annotated[auth.ApiKey, Depends(auth.require("write"))]
-Reader = Annotated[auth.ApiKey, Depends(auth.require("read"))]
 Token = Annotated[str | None, Header(alias="Consistency-Token")]
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 422: {"model": Problem}}
 
@@ -130,7 +127,7 @@ def read_router() -> APIRouter:
     return r
 
 
-async def create_resource(body: ResourceRequest, request: Request, _: Admin) -> Any:
+async def create_resource(body: ResourceRequest, request: Request, _: auth.Admin) -> Any:
     """Create a resource with its channels, categories, custom channel fields and options."""
     resource = define_resource(
         body.resource_id,
@@ -155,14 +152,16 @@ async def create_resource(body: ResourceRequest, request: Request, _: Admin) -> 
     return _resource_response(resource, consistency.token(positions), 201)
 
 
-async def get_resource(resource_id: str, request: Request, _: Reader) -> Any:
+async def get_resource(resource_id: str, request: Request, _: auth.Reader) -> Any:
     """A resource's configuration, as the intake enforces it."""
     async with runtime(request).pool.acquire() as conn:
         resource = await resources.load(conn, resource_id)
     return problem(404, "Resource not found") if resource is None else _resource_view(resource)
 
 
-async def patch_resource(resource_id: str, body: ResourcePatch, request: Request, _: Admin) -> Any:
+async def patch_resource(
+    resource_id: str, body: ResourcePatch, request: Request, _: auth.Admin
+) -> Any:
     """Change a resource; absent parts stay."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
@@ -189,7 +188,9 @@ async def patch_resource(resource_id: str, body: ResourcePatch, request: Request
     return _resource_response(resource, consistency.token(positions), 200)
 
 
-async def subscribe(profile_id: UUID, body: SubscribeRequest, request: Request, _: Writer) -> Any:
+async def subscribe(
+    profile_id: UUID, body: SubscribeRequest, request: Request, _: auth.Writer
+) -> Any:
     """Add a subscription (R10-R17); when a limit is hit an existing one is replaced (R14)."""
     new = NewSubscription(
         resource_id=body.resource_id,
@@ -211,7 +212,7 @@ async def subscribe(profile_id: UUID, body: SubscribeRequest, request: Request, 
 
 
 async def change(
-    profile_id: UUID, sub_id: UUID, body: SubscriptionPatch, request: Request, _: Writer
+    profile_id: UUID, sub_id: UUID, body: SubscriptionPatch, request: Request, _: auth.Writer
 ) -> Any:
     """Change a subscription's status, priority, categories or channel fields."""
     patch = Change(
@@ -229,7 +230,7 @@ async def change(
     return _write_response(outcome, 200)
 
 
-async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: Writer) -> Any:
+async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Writer) -> Any:
     """Delete a subscription (soft: it counts toward the limits until replaced, R14)."""
     try:
         outcome = await _service(request).delete(profile_id, sub_id)
@@ -238,7 +239,7 @@ async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: Writer) ->
     return _write_response(outcome, 200)
 
 
-async def post_events(body: EventsRequest, request: Request, _: Writer) -> Any:
+async def post_events(body: EventsRequest, request: Request, _: auth.Writer) -> Any:
     """Events of upstream services (R18): checked, resolved, located and appended."""
     rt = runtime(request)
     outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept(body.events)
@@ -258,7 +259,7 @@ async def post_events(body: EventsRequest, request: Request, _: Writer) -> Any:
 async def list_subscriptions(
     profile_id: UUID,
     request: Request,
-    _: Reader,
+    _: auth.Reader,
     token: Token = None,
 ) -> Any:
     """The profile's subscription list with each one's consent history."""
@@ -296,7 +297,7 @@ async def list_subscriptions(
 async def who_receives(
     resource_id: str,
     request: Request,
-    _: Reader,
+    _: auth.Reader,
     profile_id: Annotated[UUID, Query()],
     channel: Annotated[str, Query()],
     category: Annotated[str | None, Query()] = None,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
@@ -38,8 +38,6 @@ from services import auth, consistency, identity, structure
 from services.http_common import field_errors, invalid_request, problem, runtime
 from services.imports import DatabaseNotFoundError, ItemOutcome, item_from_request
 
-Writer = Annotated[auth.ApiKey, Depends(auth.require("write"))]
-Deleter = Annotated[auth.ApiKey, Depends(auth.require("delete"))]
 SOURCE = "/v1/profiles"
 # The batch route reads its body itself (to count items before validating them), so it declares
 # the schema by hand; ImportProfileRequest is in the components through the single import route.
@@ -80,7 +78,7 @@ def router() -> APIRouter:
 
 
 async def import_profile(
-    database_id: str, body: ImportProfileRequest, request: Request, _: Writer
+    database_id: str, body: ImportProfileRequest, request: Request, _: auth.Writer
 ) -> Any:
     """Import one profile: create it, or update the one its identifiers match (R3-R6, R21)."""
     rt = runtime(request)
@@ -105,7 +103,7 @@ async def import_profile(
     )
 
 
-async def import_batch(database_id: str, request: Request, _: Writer) -> Any:
+async def import_batch(database_id: str, request: Request, _: auth.Writer) -> Any:
     """Import up to 1,000 profiles; a result per item, a bad item rejects only itself."""
     try:
         document = orjson.loads(await request.body())
@@ -141,7 +139,7 @@ async def import_batch(database_id: str, request: Request, _: Writer) -> Any:
 
 
 async def update_profile(
-    profile_id: UUID, body: UpdateProfileRequest, request: Request, _: Writer
+    profile_id: UUID, body: UpdateProfileRequest, request: Request, _: auth.Writer
 ) -> Any:
     """Set, unset, increment, add or remove tags, change contacts (R3, R6)."""
     rt = runtime(request)
@@ -175,7 +173,9 @@ async def update_profile(
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
 
-async def set_status(profile_id: UUID, body: StatusRequest, request: Request, _: Writer) -> Any:
+async def set_status(
+    profile_id: UUID, body: StatusRequest, request: Request, _: auth.Writer
+) -> Any:
     """Change the global status (R7); hard_bounced also suppresses the address (R8)."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
@@ -192,7 +192,7 @@ async def set_status(profile_id: UUID, body: StatusRequest, request: Request, _:
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
 
-async def delete_profile(profile_id: UUID, request: Request, _: Deleter) -> Any:
+async def delete_profile(profile_id: UUID, request: Request, _: auth.Deleter) -> Any:
     """Delete a profile from every read model and free its identities (R26)."""
     rt = runtime(request)
     now = datetime.now(UTC)

@@ -8,8 +8,9 @@ order of a profile's subscription events is the order they were decided in.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -38,7 +39,7 @@ from contracts import (
     SubscriptionStatusChanged,
     SubscriptionStatusChangedData,
 )
-from domain.errors import DomainError, ValidationError, Violation
+from domain.errors import DomainError, ValidationError, Violation, collect
 from domain.resources import Resource
 from domain.subscription_list import fold
 from domain.subscriptions import (
@@ -175,10 +176,7 @@ class Subscriptions:
 
     async def change(self, profile_id: UUID, sub_id: UUID, change: Change) -> Outcome:
         """Change status, priority, categories or fields: an event per part present."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            database_id = await _database(conn, profile_id)
-            subs = await _lock(conn, profile_id)
-            sub = _find(subs, sub_id)
+        async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
             resource = await resources.load(conn, sub.resource_id)
             env = _env(profile_id, database_id, datetime.now(UTC))
             events = _changes(resource, sub, change, env)
@@ -187,10 +185,7 @@ class Subscriptions:
 
     async def delete(self, profile_id: UUID, sub_id: UUID) -> Outcome:
         """Soft-delete: the subscription stays in the list until a limit replaces it (R14)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            database_id = await _database(conn, profile_id)
-            subs = await _lock(conn, profile_id)
-            sub = _find(subs, sub_id)
+        async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
             if sub.deleted:
                 return Outcome(sub_id, [], [])
             event = SubscriptionDeleted(
@@ -206,10 +201,7 @@ class Subscriptions:
         self, profile_id: UUID, sub_id: UUID, action: CampaignAction, detail: str | None = None
     ) -> Outcome:
         """A campaign action on the subscription a message went to (R9, R20); others untouched."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            database_id = await _database(conn, profile_id)
-            subs = await _lock(conn, profile_id)
-            sub = _find(subs, sub_id)
+        async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
             status = status_after(sub.status, action)
             if action == "hard_bounce" and sub.channel == "email":
                 await identity.suppress_address(conn, sub.contact, profile_id)  # R8
@@ -228,6 +220,16 @@ class Subscriptions:
             )
             positions = await self._commit(conn, profile_id, subs, [event])
         return Outcome(sub_id, [event], positions, status=status)
+
+    @contextlib.asynccontextmanager
+    async def _locked(
+        self, profile_id: UUID, sub_id: UUID
+    ) -> AsyncIterator[tuple[asyncpg.Connection, str, list[Subscription], Subscription]]:
+        """A transaction holding the profile's list lock, with the subscription it is about."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            subs = await _lock(conn, profile_id)
+            yield conn, database_id, subs, _find(subs, sub_id)
 
     async def _commit(
         self,
@@ -257,9 +259,11 @@ def _checked(
     if new.channel not in resource.channels:
         violations.append(Violation("channel", "unknown_channel", new.channel))
     else:
-        contact = _collect(violations, lambda: normalise_contact(new.channel, new.contact), "")
-    fields = _collect(violations, lambda: validate_channel_fields(new.fields or {}), {})
-    custom = _collect(
+        contact = collect(violations, lambda: normalise_contact(new.channel, new.contact), "")
+    fields: dict[str, JsonValue] = collect(
+        violations, lambda: validate_channel_fields(new.fields or {}), {}
+    )
+    custom: dict[str, JsonValue] = collect(
         violations,
         lambda: validate_custom_channel_fields(resource.custom_fields, new.custom or {}),
         {},
@@ -288,9 +292,11 @@ def _changes(
     if change.categories is not None and resource is not None:
         unknown = [c for c in change.categories if c not in resource.categories]
         violations += [Violation(f"categories.{c}", "unknown_category", c) for c in unknown]
-    fields = _collect(violations, lambda: validate_channel_fields(change.fields or {}), {})
+    fields: dict[str, JsonValue] = collect(
+        violations, lambda: validate_channel_fields(change.fields or {}), {}
+    )
     defs = resource.custom_fields if resource is not None else MappingProxyType({})
-    custom = _collect(
+    custom: dict[str, JsonValue] = collect(
         violations, lambda: validate_custom_channel_fields(defs, change.custom or {}), {}
     )
     if violations:
@@ -317,14 +323,6 @@ def _changes(
         )
         events.append(SubscriptionFieldsChanged(**env, data=data_f))
     return events
-
-
-def _collect(violations: list[Violation], check: Any, fallback: Any) -> Any:
-    try:
-        return check()
-    except ValidationError as error:
-        violations.extend(error.violations)
-        return fallback
 
 
 async def _database(conn: asyncpg.Connection, profile_id: UUID) -> str:
