@@ -221,6 +221,7 @@ class Result:
     profiles: int
     partitions: int
     batch_size: int
+    workers: int = 1
     publish_s: float = 0.0
     publish_eps: float = 0.0
     raw_drain_s: float = 0.0
@@ -361,6 +362,59 @@ async def run_projector(
     return ended - began, ended - (watched.first or began), projector.stats.batches
 
 
+async def run_workers(
+    pool: asyncpg.Pool,
+    url: str,
+    bootstrap: str,
+    topic: str,
+    args: argparse.Namespace,
+    expected: int,
+) -> tuple[float, float, int]:
+    """`profiles projector --workers N` as its own process tree, until the checkpoints cover all.
+
+    The checkpoint moves in the same transaction as the batch, so covered means applied.
+    """
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        PROFILES_EVENTS_TOPIC=topic,
+        PROFILES_READ_SCHEMA=SCHEMA,
+        PROFILES_KAFKA_PARTITIONS=str(args.partitions),
+        PROFILES_LOG_FORMAT="json",
+    )
+    command = [sys.executable, "-m", "services", "projector", "--workers", str(args.workers)]
+    command += ["--batch-size", str(args.batch_size)]
+    began = time.perf_counter()
+    child = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    first: float | None = None
+    try:
+        while True:
+            async with pool.acquire() as conn:
+                done = await conn.fetchval(
+                    "SELECT coalesce(sum(next_offset), 0) FROM checkpoints "
+                    "WHERE projection = $1 AND topic = $2",
+                    read_models.NAME,
+                    topic,
+                )
+            if done and first is None:
+                first = time.perf_counter()
+            if done >= expected:
+                ended = time.perf_counter()
+                break
+            if child.returncode is not None:
+                raise RuntimeError(f"projector workers exited with {child.returncode}")
+            if time.perf_counter() - began > args.timeout:
+                raise TimeoutError(f"projector workers applied {done} of {expected}")
+            await asyncio.sleep(0.02)
+    finally:
+        child.terminate()
+        await child.wait()
+    return ended - began, ended - (first or began), 0
+
+
 async def verify(pool: asyncpg.Pool, topic: str, n_events: int, n_profiles: int) -> dict[str, Any]:
     async with pool.acquire() as conn:
         got = {
@@ -406,6 +460,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
         profiles=args.profiles,
         partitions=args.partitions,
         batch_size=args.batch_size,
+        workers=args.workers,
         cpu_count=os.cpu_count() or 0,
         timestamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
     )
@@ -440,10 +495,15 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             _say(f"bare COPY at {result.copy_rows_per_s:,.0f} rows/s")
             del rows
 
-            with _profiled(args):
-                total, steady, batches = await run_projector(
-                    pool, log, args.events, args.batch_size, args.timeout
+            if args.workers > 1:
+                total, steady, batches = await run_workers(
+                    pool, url, bootstrap, topic, args, args.events
                 )
+            else:
+                with _profiled(args):
+                    total, steady, batches = await run_projector(
+                        pool, log, args.events, args.batch_size, args.timeout
+                    )
             result.projector_s = total
             result.projector_eps = args.events / total
             result.projector_steady_eps = args.events / steady
@@ -502,7 +562,7 @@ def _profiled(args: argparse.Namespace) -> Iterator[None]:
 def table(r: Result) -> str:
     lines = [
         f"events={r.events:,} profiles={r.profiles:,} partitions={r.partitions} "
-        f"batch_size={r.batch_size} cpus={r.cpu_count}",
+        f"batch_size={r.batch_size} workers={r.workers} cpus={r.cpu_count}",
         f"{'measure':<28}{'seconds':>10}{'per second':>14}",
         f"{'publish (KafkaLog.append)':<28}{r.publish_s:>10.2f}{r.publish_eps:>14,.0f}",
         f"{'raw drain (AIOKafkaConsumer)':<28}{r.raw_drain_s:>10.2f}{r.raw_drain_eps:>14,.0f}",
@@ -535,6 +595,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profiles", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=5000, help="projector batch size")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="projector processes (`profiles projector --workers N`); 1 runs it in-process",
+    )
     parser.add_argument("--chunk", type=int, default=5000, help="events per KafkaLog.append")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=900.0, help="projector phase limit (s)")

@@ -107,10 +107,25 @@ def query_api(
 
 @app.command()
 def projector(
-    database_url: DatabaseUrl = None, kafka: Kafka = None, batch_size: int = 5000
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+    batch_size: int = 5000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="PROFILES_PROJECTOR_WORKERS",
+            help="Processes in the consumer group (one core each); restarted if they die.",
+        ),
+    ] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
-    asyncio.run(_project(_settings(database_url, kafka, None), batch_size))
+    settings = _settings(database_url, kafka, None)
+    if workers > 1:
+        from services.workers import supervise_projectors
+
+        raise typer.Exit(supervise_projectors(settings, workers, batch_size))
+    asyncio.run(_project(settings, batch_size))
 
 
 async def _project(settings: Settings, batch_size: int) -> None:

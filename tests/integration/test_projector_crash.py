@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -148,3 +150,49 @@ async def test_two_projectors_split_partitions_and_survive_a_sigkill(
                 terminate(proc)
         if publishing is not None:
             publishing.cancel()
+
+
+def started_pids(path: Path) -> list[int]:
+    """Child pids the `--workers` supervisor started, in order, from its JSON log."""
+    return [
+        json.loads(line)["pid"]
+        for line in path.read_text().splitlines()
+        if '"workers.started"' in line
+    ]
+
+
+async def test_workers_option_runs_a_group_and_restarts_a_killed_member(
+    stage: Stage, tmp_path: Path
+) -> None:
+    """`profiles projector --workers 2`: two members, a SIGKILLed one is replaced, nothing lost."""
+    path = tmp_path / "workers.log"
+    supervisor = start_profiles(
+        ["projector", "--workers", "2", "--batch-size", "200"], stage.env, path
+    )
+    publishing = None
+    try:
+        for _ in range(300):  # both members hold partitions: the group has rebalanced
+            if len(started_pids(path)) == 2 and len(assignments(path)) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        first_two = started_pids(path)
+        assert len(first_two) == 2
+        publishing = asyncio.create_task(publish(stage.log, stream()))
+        at_kill = await wait_for(stage.pool, APPLIED, lambda n: n >= 1500, 90)
+        os.kill(first_two[0], signal.SIGKILL)
+        assert 0 < at_kill < TOTAL
+        await publishing
+        await assert_exactly_once(stage.pool)
+        for _ in range(100):
+            if len(started_pids(path)) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert '"workers.restart"' in path.read_text()
+        assert len(started_pids(path)) == 3, "the killed member was started again"
+    finally:
+        assert terminate(supervisor) == 0
+        if publishing is not None:
+            publishing.cancel()
+    for pid in started_pids(path):  # SIGTERM reached every member, none is left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
