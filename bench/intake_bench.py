@@ -33,6 +33,7 @@ from bench.common import OUT_DIR, percentiles, say
 from bench.import_bench import create_database, import_file, start, stop, write_csv
 from contracts.intake import ProfileRef, PublicEvent
 from projections import read_models
+from services.eventlog.kafka import send_batched
 from services.local.scratch import scratch_database
 from services.publisher import partition_key
 from services.runtime import open_runtime
@@ -91,8 +92,10 @@ async def applied(pool: asyncpg.Pool, topic: str) -> int:
 async def publish_all(
     producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]
 ) -> None:
-    futures = [await producer.send(topic, value, key=key) for value, key in records]
-    await asyncio.gather(*futures)
+    # upstream publishers sending many events use record batches (services.publisher.publish_many)
+    for first in range(0, len(records), 5000):
+        chunk = records[first : first + 5000]
+        await send_batched(producer, topic, [(key, value, []) for value, key in chunk])
 
 
 async def lag(
@@ -154,6 +157,8 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
         "events": args.events,
         "profiles": args.profiles,
         "partitions": args.partitions,
+        "projector_workers": args.projector_workers,
+        "intake_workers": args.intake_workers,
     }
     async with scratch_database(server_url, prefix="bench") as url:
         settings = Settings(
@@ -168,7 +173,10 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
         }  # fmt: skip
         logs = OUT_DIR / "intake-bench.log"
         OUT_DIR.mkdir(exist_ok=True)
-        procs = [start(["projector"], env, logs), start(["intake"], env, logs)]
+        procs = [
+            start(["projector", "--workers", str(args.projector_workers)], env, logs),
+            start(["intake", "--workers", str(args.intake_workers)], env, logs),
+        ]
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka, acks="all", linger_ms=20, max_batch_size=262144
         )
@@ -219,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--projector-workers", type=int, default=1, help="profiles projector --workers"
+    )
+    parser.add_argument("--intake-workers", type=int, default=1, help="profiles intake --workers")
     args = parser.parse_args(argv)
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not kafka:

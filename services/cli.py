@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -105,26 +105,29 @@ def query_api(
     )
 
 
+def _workers(envvar: str) -> Any:  # typer.Option is typed Any
+    return typer.Option(
+        min=1,
+        envvar=envvar,
+        help="Processes in the consumer group (one core each); restarted if they die.",
+    )
+
+
 @app.command()
 def projector(
     database_url: DatabaseUrl = None,
     kafka: Kafka = None,
     batch_size: int = 5000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            envvar="PROFILES_PROJECTOR_WORKERS",
-            help="Processes in the consumer group (one core each); restarted if they die.",
-        ),
-    ] = 1,
+    workers: Annotated[int, _workers("PROFILES_PROJECTOR_WORKERS")] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
     settings = _settings(database_url, kafka, None)
     if workers > 1:
-        from services.workers import supervise_projectors
+        from services.workers import supervise
 
-        raise typer.Exit(supervise_projectors(settings, workers, batch_size))
+        raise typer.Exit(
+            supervise(settings, workers, ["projector", "--batch-size", str(batch_size)])
+        )
     asyncio.run(_project(settings, batch_size))
 
 
@@ -154,12 +157,21 @@ async def _until_signalled(
 
 
 @app.command()
-def intake(database_url: DatabaseUrl = None, kafka: Kafka = None, batch_size: int = 1000) -> None:
+def intake(
+    database_url: DatabaseUrl = None,
+    kafka: Kafka = None,
+    batch_size: int = 1000,
+    workers: Annotated[int, _workers("PROFILES_INTAKE_WORKERS")] = 1,
+) -> None:
     """Only the intake processor: the intake topic into the log until SIGTERM/SIGINT."""
     settings = _settings(database_url, kafka, None)
     if not settings.kafka_bootstrap:
         typer.echo("profiles intake reads Kafka: set KAFKA_BOOTSTRAP_SERVERS or --kafka", err=True)
         raise typer.Exit(2)
+    if workers > 1:
+        from services.workers import supervise
+
+        raise typer.Exit(supervise(settings, workers, ["intake", "--batch-size", str(batch_size)]))
     asyncio.run(_intake(settings, settings.kafka_bootstrap, batch_size))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ from contracts.intake import ProfileRef, PublicEvent
 from contracts.topics import INTAKE_TOPIC
 from domain.errors import ValidationError
 from domain.identity import normalise_email, normalise_phone
+from services.eventlog.kafka import send_batched
 
 
 class Publisher:
@@ -48,6 +50,14 @@ class Publisher:
         await self._producer.send_and_wait(
             self.topic, event.model_dump_json().encode(), key=partition_key(event.profile)
         )
+
+    async def publish_many(self, events: Sequence[PublicEvent]) -> None:
+        """Send many events in record batches and wait until the broker has them all."""
+        records = [
+            (partition_key(e.profile), e.model_dump_json().encode(), list[tuple[str, bytes]]())
+            for e in events
+        ]
+        await send_batched(self._producer, self.topic, records)
 
 
 def partition_key(ref: ProfileRef) -> bytes:

@@ -1,4 +1,4 @@
-"""Several projector processes in one consumer group, supervised: how a projector uses more cores.
+"""Several processes of one role in one consumer group, supervised: how a role uses more cores.
 
 One Python process folds on one core; Kafka splits the partitions of a group between its
 members, so N processes fold N partition groups in parallel. On the PostgreSQL log only one
@@ -75,16 +75,18 @@ class Supervisor:
                 child.wait()
 
 
-def supervise_projectors(settings: Settings, workers: int, batch_size: int) -> int:
-    """Run `workers` projector processes on one database and log until SIGTERM/SIGINT."""
+def supervise(settings: Settings, workers: int, role: Sequence[str]) -> int:
+    """Run `workers` processes of a `profiles` role (projector, intake) until SIGTERM/SIGINT."""
     from services.runtime import database_url
 
     # the embedded PostgreSQL is started here, once, rather than raced for by every child
     url, embedded = database_url(settings)
+    # a member must not read the supervisor's worker count and start members of its own
     env = dict(os.environ, DATABASE_URL=url, PROFILES_PROJECTOR_WORKERS="1")
+    env["PROFILES_INTAKE_WORKERS"] = "1"
     if settings.kafka_bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap
-    command = [sys.executable, "-m", "services", "projector", "--batch-size", str(batch_size)]
+    command = [sys.executable, "-m", "services", *role]
     try:
         return Supervisor(command, workers, env=env).run()
     finally:

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import RecordMetadata
 
 from contracts import CANONICAL_TOPIC, Event, encode, headers
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
@@ -39,14 +42,8 @@ class KafkaLog:
             self._producer = None
 
     async def append(self, events: Sequence[Event]) -> list[Position]:
-        producer = self._require_producer()
-        futures = [
-            await producer.send(
-                self.topic, encode(e), key=str(e.subject).encode(), headers=headers(e)
-            )
-            for e in events
-        ]
-        return [Position(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+        records = [(str(e.subject).encode(), encode(e), headers(e)) for e in events]
+        return await send_batched(self._require_producer(), self.topic, records)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
         meta = await self._require_producer().send_and_wait(self.topic, value, key=key)
@@ -75,6 +72,57 @@ class KafkaLog:
         if self._producer is None:
             raise RuntimeError("KafkaLog.start() was not awaited")
         return self._producer
+
+
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Record]
+) -> list[Position]:
+    """Send in per-partition record batches built here, not one `send` per record.
+
+    A `send` per record costs tens of microseconds of Python; a batch builder a fraction of it.
+    Partitions are chosen as the default partitioner chooses them (murmur2 of the key), so a
+    record lands where a plain `send` with the same key would put it, and keeps its key's order.
+    """
+    partitions = sorted(await producer.partitions_for(topic))
+    routed: dict[int, list[int]] = {}
+    chosen: dict[bytes, int] = {}
+    for index, (key, _, _) in enumerate(records):
+        partition = chosen.get(key)
+        if partition is None:
+            partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+            chosen[key] = partition
+        routed.setdefault(partition, []).append(index)
+    sent: list[tuple[asyncio.Future[RecordMetadata], int, list[int]]] = []
+    for partition, indices in routed.items():
+        builder, members = producer.create_batch(), list[int]()
+        for index in indices:
+            key, value, extra = records[index]
+            if builder.append(timestamp=None, key=key, value=value, headers=extra) is None:
+                sent.append((await _ship(producer, topic, builder, partition), partition, members))
+                builder, members = producer.create_batch(), list[int]()
+                if builder.append(timestamp=None, key=key, value=value, headers=extra) is None:
+                    raise ValueError("a record is larger than a whole record batch")
+            members.append(index)
+        sent.append((await _ship(producer, topic, builder, partition), partition, members))
+    positions: dict[int, Position] = {}
+    for future, partition, members in sent:
+        base = (await future).offset
+        for relative, index in enumerate(members):
+            positions[index] = Position(partition, base + relative)
+    return [positions[index] for index in range(len(records))]
+
+
+async def _ship(
+    producer: AIOKafkaProducer, topic: str, builder: BatchBuilder, partition: int
+) -> asyncio.Future[RecordMetadata]:
+    builder.close()
+    future: asyncio.Future[RecordMetadata] = await producer.send_batch(
+        builder, topic, partition=partition
+    )
+    return future
 
 
 async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:

@@ -65,6 +65,26 @@ class EventLogContract:
         for pid in pids:
             assert per_profile[pid] == [e.id for e in events if e.subject == pid]
 
+    async def test_each_returned_position_holds_its_event(self, log: EventLog) -> None:
+        """Positions are where the events are read back, also past one record batch (256 KiB)."""
+        pids = [uuid.uuid4() for _ in range(40)]
+        padding = "x" * 600
+        events = [imported(pids[i % 40], i, fields={"note": padding}) for i in range(2000)]
+        positions = await log.append(events)
+        assert len(positions) == len(events)
+        wanted = {e.id for e in events}
+        at: dict[tuple[int, int], uuid.UUID] = {}
+        consumer = log.consumer(f"g-{uuid.uuid4().hex}", starting_at())
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not wanted <= set(at.values()) and time.monotonic() < deadline:
+                for r in await consumer.poll(5000, 0.2):
+                    at[(r.partition, r.offset)] = decode(r.value).id
+        finally:
+            await consumer.stop()
+        assert [at.get((p.partition, p.offset)) for p in positions] == [e.id for e in events]
+
     async def test_ends_are_one_past_the_last_append_of_each_partition(self, log: EventLog) -> None:
         positions = await log.append([imported(uuid.uuid4(), i) for i in range(12)])
         ends = await log.ends()

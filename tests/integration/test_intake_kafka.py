@@ -220,8 +220,7 @@ async def test_a_restarted_processor_neither_loses_nor_doubles_R18_dlq(
     by_id = ProfileRef(profile_id=uuid.UUID(pid))
     good = [opened(by_id, campaign_id=f"r{n}") for n in range(30)]
     async with Publisher(kafka_bootstrap, topic=topics[0]) as publisher:
-        for event in good:
-            await publisher.publish(event)
+        await publisher.publish_many(good)  # record batches, one partition: the order holds
     bad = [(f"bad-{n}".encode(), f"{{broken {n}".encode()) for n in range(3)]
     await send_raw(kafka_bootstrap, topics[0], *bad)
     total = len(good) + len(bad)
