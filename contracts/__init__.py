@@ -38,7 +38,15 @@ from contracts.activity_events import (
     TriggerSent,
     TriggerSentData,
 )
-from contracts.codec import CURRENT_VERSIONS, DecodeError, Event, decode, encode, headers
+from contracts.codec import (
+    CURRENT_VERSIONS,
+    DecodeError,
+    Event,
+    as_encoded,
+    decode,
+    encode,
+    headers,
+)
 from contracts.database_events import (
     DatabaseCreated,
     DatabaseCreatedData,
@@ -49,6 +57,7 @@ from contracts.database_events import (
     FieldTypeName,
     database_subject,
 )
+from contracts.encoded import EncodedEvent
 from contracts.envelope import SPECVERSION, EnvelopeBase
 from contracts.profile_events import (
     GlobalStatus,
@@ -112,6 +121,7 @@ __all__ = [
     "DatabaseCreated",
     "DatabaseCreatedData",
     "DecodeError",
+    "EncodedEvent",
     "EnvelopeBase",
     "Event",
     "EvictionScope",
@@ -172,6 +182,7 @@ __all__ = [
     "SubscriptionStatusChangedData",
     "TriggerSent",
     "TriggerSentData",
+    "as_encoded",
     "database_subject",
     "decode",
     "encode",

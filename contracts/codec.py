@@ -33,6 +33,7 @@ from contracts.activity_events import (
     TriggerSent,
 )
 from contracts.database_events import DatabaseCreated, FieldAdded, FieldRemoved
+from contracts.encoded import EncodedEvent
 from contracts.profile_events import (
     ProfileDeleted,
     ProfileImported,
@@ -132,6 +133,13 @@ class DecodeError(ValueError):
 def encode(event: Event) -> bytes:
     """The JSON bytes of `event` as published on the log."""
     return event.model_dump_json().encode()
+
+
+def as_encoded(event: Event | EncodedEvent) -> EncodedEvent:
+    """The event as the log stores it (an already encoded one as it is)."""
+    if isinstance(event, EncodedEvent):
+        return event
+    return EncodedEvent(event.id, event.subject, event.type, event.schema_version, encode(event))
 
 
 def decode(raw: bytes) -> Event:

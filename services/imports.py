@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import JsonValue
 
-from contracts import ImportMode, ProfileImported, ProfileImportedData
+from contracts import EncodedEvent, GlobalStatus, ImportMode, encoded
 from contracts.api import ImportProfileRequest
 from domain.database import DatabaseState
 from domain.errors import DomainError, ValidationError, Violation
@@ -135,12 +135,19 @@ class Importer:
             suppressed = ready.email in blocked
             event_id = ids[index] if ids is not None else uuid.uuid4()
             here = locate if ready.locate is None else ready.locate
-            event = self._event(
-                database_id, ready, resolution, ready.mode or mode, now, source, here, event_id
+            events.append(
+                self._event(
+                    database_id,
+                    ready,
+                    resolution,
+                    ready.mode or mode,
+                    now,
+                    source,
+                    here,
+                    event_id,
+                    _suppressed(ready.status) if suppressed else ready.status,
+                )
             )
-            events.append(event)
-            if suppressed:
-                events[-1] = _suppressed(events[-1])
             outcomes[index] = ItemOutcome(
                 index, resolution.profile_id, resolution.created, suppressed
             )
@@ -157,31 +164,24 @@ class Importer:
         source: str,
         locate: bool,
         event_id: UUID,
-    ) -> ProfileImported:
-        # model_construct skips a second validation: prepare() already checked every value
-        # against stricter rules, and the envelope values are ours. It is the hot path of a
-        # file import (tests/contract proves the result decodes like a validated event).
-        data = ProfileImportedData.model_construct(
+        status: GlobalStatus | None,
+    ) -> EncodedEvent:
+        # encoded without a pydantic model: prepare() already checked every value against
+        # stricter rules and the envelope values are ours; it is a file import's hot path
+        return encoded.profile_imported(
+            id=event_id,
+            source=source,
+            time=now,
+            subject=resolved.profile_id,
+            database_id=database_id,
             import_mode=mode,
             created=resolved.created,
             email=item.email,
             phones=item.phones,
             fields=item.fields,
             custom=item.custom,
-            status=item.status,
+            status=status,
             located=self._located(item) if locate else {},
-        )
-        return ProfileImported.model_construct(
-            specversion="1.0",
-            id=event_id,
-            source=source,
-            type="profile.imported",
-            schema_version=1,
-            time=now,
-            subject=resolved.profile_id,
-            database_id=database_id,
-            datacontenttype="application/json",
-            data=data,
         )
 
     def _located(self, item: PreparedImport) -> dict[str, JsonValue]:
@@ -192,13 +192,9 @@ class Importer:
         return registration_fields(where) if where is not None else {}
 
 
-def _suppressed(event: ProfileImported) -> ProfileImported:
+def _suppressed(status: GlobalStatus | None) -> GlobalStatus:
     """An address on the suppression list stays unsendable whatever the import says (R8)."""
-    status = event.data.status
-    if status in NOT_SENDABLE:
-        return event
-    data = event.data.model_copy(update={"status": "hard_bounced"})
-    return event.model_copy(update={"data": data})
+    return status if status in NOT_SENDABLE and status is not None else "hard_bounced"
 
 
 def item_from_request(body: ImportProfileRequest) -> ImportItem:

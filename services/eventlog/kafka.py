@@ -12,7 +12,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
-from contracts import CANONICAL_TOPIC, Event, encode, headers
+from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
 
 
@@ -41,8 +41,9 @@ class KafkaLog:
             await self._producer.stop()
             self._producer = None
 
-    async def append(self, events: Sequence[Event]) -> list[Position]:
-        records = [(str(e.subject).encode(), encode(e), headers(e)) for e in events]
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+        encoded = [as_encoded(e) for e in events]
+        records = [(str(e.subject).encode(), e.value, e.headers()) for e in encoded]
         return await send_batched(self._require_producer(), self.topic, records)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from contracts import Event
+from contracts import EncodedEvent, Event
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class EventLog(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(self, events: Sequence[Event]) -> list[Position]: ...
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]: ...
     async def append_raw(self, key: bytes, value: bytes) -> Position: ...
     async def ends(self) -> dict[int, int]:
         """The next offset of each partition: what a reader has to reach to be caught up."""

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import CANONICAL_TOPIC, Event, encode
+from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
 
 _CHANNEL = "eventlog_append"
@@ -46,10 +46,11 @@ class PostgresLog:
     async def stop(self) -> None:
         return None
 
-    async def append(self, events: Sequence[Event]) -> list[Position]:
-        ids = [e.id for e in events]
-        keys = [str(e.subject).encode() for e in events]
-        values = [encode(e) for e in events]
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+        encoded = [as_encoded(e) for e in events]
+        ids = [e.id for e in encoded]
+        keys = [str(e.subject).encode() for e in encoded]
+        values = [e.value for e in encoded]
         return await self._append(ids, keys, values)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
