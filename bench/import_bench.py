@@ -201,6 +201,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "log": "kafka" if kafka else "postgres",
+        "projector_workers": args.projector_workers,
         "rows": args.rows,
         "custom_fields": len(FIELDS),
     }
@@ -216,7 +217,8 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         )
         rt = await open_runtime(settings)
         logs = OUT_DIR / "import-bench.log"
-        projector = start(["projector", "--batch-size", str(args.batch_size)], env, logs)
+        workers = ["--workers", str(args.projector_workers)]
+        projector = start(["projector", "--batch-size", str(args.batch_size), *workers], env, logs)
         try:
             await create_database(rt, "bench")
             say("importing (projector in its own process)")
@@ -257,6 +259,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--second", type=int, default=100_000, help="rows imported while reading")
     parser.add_argument("--batch-size", type=int, default=5000, help="projector batch size")
+    parser.add_argument(
+        "--projector-workers", type=int, default=1, help="profiles projector --workers (Kafka)"
+    )
     return parser.parse_args(argv)
 
 

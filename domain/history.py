@@ -43,6 +43,10 @@ _BY_FAMILY = {
 }
 
 
+# profile data lives in the profile; its timeline names the fields an import or change touched
+_NAMES_ONLY = frozenset({"profile.imported", "profile.updated"})
+
+
 @dataclass(frozen=True)
 class Entry:
     """One line of a profile's timeline."""
@@ -61,7 +65,7 @@ def entry(event: Event) -> Entry | None:
     if kind is None:
         return None
     summary = event.data.model_dump(mode="json", exclude_defaults=True)
-    if event.type == "profile.updated":  # names of what changed, not a copy of the values
+    if event.type in _NAMES_ONLY:  # names of what changed, not a copy of the values
         summary = {k: sorted(v) if isinstance(v, dict) else v for k, v in summary.items()}
     return Entry(event.subject, event.id, event.time, kind, event.type, summary)
 

@@ -31,6 +31,7 @@ class Batch:
     events: Sequence[Event]
     dead: Sequence[DeadLetter]
     moves: Mapping[int, tuple[int, int]]  # partition -> (expected next offset, new next offset)
+    dedupe: bool = True  # False when the log holds each event id once (one row less per event)
 
 
 async def apply_batch(
@@ -39,12 +40,14 @@ async def apply_batch(
     """Apply a batch and advance its checkpoint atomically; return the events newly applied."""
     async with conn.transaction():
         await checkpoints.advance(conn, projection, topic, batch.moves)
-        fresh = await _first_seen(conn, projection, batch.events)
-        events = []
-        for event in batch.events:  # first occurrence only: a duplicate may share the batch
-            if event.id in fresh:
-                fresh.discard(event.id)
-                events.append(event)
+        events = list(batch.events)
+        if batch.dedupe:
+            fresh = await _first_seen(conn, projection, batch.events)
+            events = []
+            for event in batch.events:  # first occurrence only: a duplicate may share the batch
+                if event.id in fresh:
+                    fresh.discard(event.id)
+                    events.append(event)
         if batch.dead:
             await _bury(conn, projection, topic, batch.dead)
         if events:

@@ -72,7 +72,7 @@ class Projector:
         ]
         if not fresh:
             return
-        batch = _batch(fresh, self._expected)
+        batch = _batch(fresh, self._expected, dedupe=not self.log.unique_ids)
         try:
             async with self.pool.acquire() as conn:
                 applied = await apply_batch(conn, self.name, self.log.topic, batch, self.project)
@@ -95,7 +95,7 @@ class Projector:
     async def _one_by_one(self, consumer: LogConsumer, records: list[LogRecord]) -> None:
         """Apply a failed batch record by record; the one that fails again is buried."""
         for record in records:
-            single = _batch([record], self._expected)
+            single = _batch([record], self._expected, dedupe=not self.log.unique_ids)
             try:
                 async with self.pool.acquire() as conn:
                     applied = await apply_batch(
@@ -107,7 +107,7 @@ class Projector:
             except Exception as exc:
                 reason = f"projection failed: {type(exc).__name__}"  # never the values
                 dead = DeadLetter(record.partition, record.offset, reason, record.value)
-                single = Batch(events=[], dead=[dead], moves=single.moves)
+                single = Batch(events=[], dead=[dead], moves=single.moves, dedupe=single.dedupe)
                 async with self.pool.acquire() as conn:
                     applied = await apply_batch(
                         conn, self.name, self.log.topic, single, self.project
@@ -128,7 +128,7 @@ class Projector:
             await consumer.seek(await self._on_assign(partitions))
 
 
-def _batch(records: Sequence[LogRecord], expected: dict[int, int]) -> Batch:
+def _batch(records: Sequence[LogRecord], expected: dict[int, int], *, dedupe: bool) -> Batch:
     events: list[Event] = []
     dead: list[DeadLetter] = []
     last: dict[int, int] = {}
@@ -148,4 +148,4 @@ def _batch(records: Sequence[LogRecord], expected: dict[int, int]) -> Batch:
             continue
         events.append(event)
     moves = {p: (expected.get(p, 0), offset + 1) for p, offset in last.items()}
-    return Batch(events=events, dead=dead, moves=moves)
+    return Batch(events=events, dead=dead, moves=moves, dedupe=dedupe)

@@ -19,6 +19,8 @@ from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
 class KafkaLog:
     """EventLog on a Kafka topic; an idempotent producer with acks=all."""
 
+    unique_ids = False  # an append retried by its caller is a second record: readers dedupe
+
     def __init__(self, bootstrap: str, topic: str = CANONICAL_TOPIC, partitions: int = 4) -> None:
         self._bootstrap = bootstrap
         self.topic = topic

@@ -45,6 +45,9 @@ class EventLog(Protocol):
     """An append-only log of canonical events, ordered per profile."""
 
     topic: str
+    # True when the log itself refuses a second event with an id it holds: its readers need
+    # not dedupe (Kafka keeps a retried publish with a new offset; the PostgreSQL table does not)
+    unique_ids: bool
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

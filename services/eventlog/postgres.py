@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS eventlog.events (
 class PostgresLog:
     """EventLog on a PostgreSQL table; `partition` is always 0."""
 
+    unique_ids = True  # event_id is UNIQUE and a repeated append returns the first position
+
     def __init__(self, pool: asyncpg.Pool, topic: str = CANONICAL_TOPIC) -> None:
         self._pool = pool
         self.topic = topic

@@ -127,6 +127,28 @@ class EventLogContract:
             (r.partition, r.offset) for r in once
         )
 
+    async def test_unique_ids_says_whether_a_repeated_append_is_stored_once(
+        self, log: EventLog
+    ) -> None:
+        """What lets a projector on the PostgreSQL log skip its own dedupe (one row per event)."""
+        event = imported(uuid.uuid4(), 0)
+        first = await log.append([event])
+        again = await log.append([event])
+        assert (first == again) is log.unique_ids
+        consumer = log.consumer(f"g-{uuid.uuid4().hex}", starting_at())
+        await consumer.start()
+        seen = 0
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                records = await consumer.poll(5000, 0.5)
+                if not records and seen:
+                    break
+                seen += sum(r.key == str(event.subject).encode() for r in records)
+        finally:
+            await consumer.stop()
+        assert seen == (1 if log.unique_ids else 2)
+
     async def test_a_retried_append_is_applied_once(
         self, log: EventLog, pool: asyncpg.Pool
     ) -> None:

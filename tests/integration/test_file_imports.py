@@ -164,6 +164,34 @@ async def test_resumed_job_applies_every_row_once(
     assert [(r["version"], r["n"]) for r in versions] == [(1, 35)]  # each row applied once
 
 
+async def test_a_person_met_in_consecutive_chunks_keeps_the_last_row_R6(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk N+1 is decided while chunk N is appended; the appends still land in file order."""
+    db = await api.database(visits={"type": "number"})
+    path = tmp_path / "repeat.csv"
+    rows = [f"p{n % 7}@example.com,{n}\n" for n in range(60)]  # 7 people, each in every chunk
+    path.write_text("email,visits\n" + "".join(rows))
+    monkeypatch.setattr(file_imports, "CHUNK_ROWS", 4)
+    job_id = uuid.uuid4()
+    async with owning(api.runtime.pool, job_id):
+        async with api.runtime.pool.acquire() as conn:
+            await file_imports.create(conn, db, "csv", False, path, job_id)
+        done = await file_imports.run(api.runtime.pool, api.runtime.importer, job_id)
+    assert (done.state, done.rows_done, done.created, done.updated) == ("done", 60, 7, 53)
+    token = (await api.client.get(f"/v1/databases/{db}/imports/{job_id}")).json()
+    for person in range(7):
+        last = max(n for n in range(60) if n % 7 == person)
+        got = await api.read(
+            f"/v1/databases/{db}/profiles/by-email/p{person}@example.com",
+            token["consistency_token"],
+        )
+        assert (got.json()["custom"], got.json()["version"]) == (
+            {"visits": last},
+            60 // 7 + (person < 60 % 7),
+        )
+
+
 async def test_cli_imports_a_file_with_progress(api: Api, tmp_path: Path) -> None:
     db = await api.database(visits={"type": "number"})
     path = tmp_path / "cli.csv"
