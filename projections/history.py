@@ -15,6 +15,7 @@ import asyncpg
 
 from contracts import Event
 from domain.history import entry
+from projections import bulk
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,11 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Timeline lines of a batch in one statement; a deleted profile's history goes (R26)."""
     lines = [e for e in map(entry, events) if e is not None]
     if lines:
-        await conn.execute(
-            "INSERT INTO history (profile_id, event_id, at, kind, type, summary) "
-            "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], "
-            "$5::text[], $6::jsonb[])",
-            [e.profile_id for e in lines],
-            [e.event_id for e in lines],
-            [e.at for e in lines],
-            [e.kind for e in lines],
-            [e.type for e in lines],
-            [e.summary for e in lines],
+        await bulk.insert(
+            conn,
+            "history",
+            ("profile_id", "event_id", "at", "kind", "type", "summary"),
+            [(e.profile_id, e.event_id, e.at, e.kind, e.type, e.summary) for e in lines],
         )
     gone = [e.subject for e in events if e.type == "profile.deleted"]
     if gone:

@@ -10,12 +10,11 @@ from typing import Literal
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
 from domain.identity import md5_id, xxh_id
 from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all
-from projections import plain
+from projections import bulk, plain
 
 NAME = "profiles"
 
@@ -23,6 +22,7 @@ _COLUMNS = (
     "profile_id, database_id, email, phones, fields, custom, status, import_mode, "
     "created_at, updated_at, version, located"
 )
+_UPSERT_COLUMNS = [c.strip() for c in _COLUMNS.split(",")] + ["md5_id", "xxh_id"]
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
 PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | ACTIVITY_TYPES
@@ -129,38 +129,40 @@ async def _delete(conn: asyncpg.Connection, deletions: Mapping[UUID, datetime]) 
 
 
 async def _upsert(conn: asyncpg.Connection, s: list[ProfileState]) -> None:
+    staged = await bulk.stage(
+        conn,
+        "profiles",
+        _UPSERT_COLUMNS,
+        [
+            (
+                x.profile_id,
+                x.database_id,
+                x.email,
+                list(x.phones),
+                dict(x.fields),
+                dict(x.custom),
+                x.status,
+                x.import_mode,
+                x.created_at,
+                x.updated_at,
+                x.version,
+                sorted(x.located),
+                md5_id(x.profile_id),
+                xxh_id(x.profile_id),
+            )
+            for x in s
+        ],
+    )
     await conn.execute(
         f"""
-        INSERT INTO profiles ({_COLUMNS}, md5_id, xxh_id)
-        SELECT u.pid, u.db, u.email, ARRAY(SELECT jsonb_array_elements_text(u.phones::jsonb)),
-               u.fields, u.custom, u.status, u.mode, u.created, u.updated, u.version,
-               ARRAY(SELECT jsonb_array_elements_text(u.located::jsonb)), u.md5, u.xxh
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
-                    $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[],
-                    $12::text[], $13::text[], $14::text[])
-             AS u(pid, db, email, phones, fields, custom, status, mode, created, updated, version,
-                  md5, xxh, located)
+        INSERT INTO profiles ({", ".join(_UPSERT_COLUMNS)})
+        SELECT {", ".join(_UPSERT_COLUMNS)} FROM {staged}
         ON CONFLICT (profile_id) DO UPDATE SET
             email = excluded.email, phones = excluded.phones, fields = excluded.fields,
             custom = excluded.custom, status = excluded.status, import_mode = excluded.import_mode,
             updated_at = excluded.updated_at, version = excluded.version,
             located = excluded.located
-        """,
-        [x.profile_id for x in s],
-        [x.database_id for x in s],
-        [x.email for x in s],
-        # text, not jsonb[]: asyncpg would read nested lists as a multi-dimensional array
-        [orjson.dumps(x.phones).decode() for x in s],
-        [dict(x.fields) for x in s],
-        [dict(x.custom) for x in s],
-        [x.status for x in s],
-        [x.import_mode for x in s],
-        [x.created_at for x in s],
-        [x.updated_at for x in s],
-        [x.version for x in s],
-        [md5_id(x.profile_id) for x in s],
-        [xxh_id(x.profile_id) for x in s],
-        [orjson.dumps(sorted(x.located)).decode() for x in s],
+        """
     )
 
 

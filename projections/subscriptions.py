@@ -13,7 +13,7 @@ import asyncpg
 from contracts import Event, ResourceCreated, ResourceUpdated
 from domain.subscription_list import SUBSCRIPTION_TYPES, LedgerEntry, fold
 from domain.subscriptions import Subscription
-from projections import plain
+from projections import bulk, plain
 
 _RESOURCE_TYPES = frozenset({"resource.created", "resource.updated"})
 _SUB_COLUMNS = (
@@ -126,48 +126,59 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
 async def _upsert(
     conn: asyncpg.Connection, rows: list[tuple[UUID, Subscription, datetime]]
 ) -> None:
+    staged = await bulk.stage(
+        conn,
+        "subscriptions",
+        [c.strip() for c in _SUB_COLUMNS.split(",")],
+        [
+            (
+                s.sub_id,
+                p,
+                s.resource_id,
+                s.channel,
+                s.contact,
+                s.status,
+                s.priority,
+                dict(s.categories),
+                dict(s.fields),
+                dict(s.custom),
+                s.deleted,
+                s.created_at,
+                w,
+            )
+            for p, s, w in rows
+        ],
+    )
     await conn.execute(
         f"""
-        INSERT INTO subscriptions ({_SUB_COLUMNS})
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::jsonb[],
-                             $11::bool[], $12::timestamptz[], $13::timestamptz[])
+        INSERT INTO subscriptions ({_SUB_COLUMNS}) SELECT {_SUB_COLUMNS} FROM {staged}
         ON CONFLICT (sub_id) DO UPDATE SET
             status = excluded.status, priority = excluded.priority,
             categories = excluded.categories, fields = excluded.fields, custom = excluded.custom,
             deleted = excluded.deleted, updated_at = excluded.updated_at
-        """,
-        [s.sub_id for _, s, _ in rows],
-        [p for p, _, _ in rows],
-        [s.resource_id for _, s, _ in rows],
-        [s.channel for _, s, _ in rows],
-        [s.contact for _, s, _ in rows],
-        [s.status for _, s, _ in rows],
-        [s.priority for _, s, _ in rows],
-        [dict(s.categories) for _, s, _ in rows],
-        [dict(s.fields) for _, s, _ in rows],
-        [dict(s.custom) for _, s, _ in rows],
-        [s.deleted for _, s, _ in rows],
-        [s.created_at for _, s, _ in rows],
-        [w for _, _, w in rows],
+        """
     )
 
 
 async def _ledger(conn: asyncpg.Connection, lines: list[tuple[UUID, LedgerEntry]]) -> None:
-    await conn.execute(
-        "INSERT INTO subscription_ledger "
-        "(profile_id, sub_id, at, change, status, categories, how, ip, detail) "
-        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], "
-        "$5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])",
-        [p for p, _ in lines],
-        [e.sub_id for _, e in lines],
-        [e.at for _, e in lines],
-        [e.change for _, e in lines],
-        [e.status for _, e in lines],
-        [None if e.categories is None else dict(e.categories) for _, e in lines],
-        [e.how for _, e in lines],
-        [e.ip for _, e in lines],
-        [e.detail for _, e in lines],
+    await bulk.insert(
+        conn,
+        "subscription_ledger",
+        ("profile_id", "sub_id", "at", "change", "status", "categories", "how", "ip", "detail"),
+        [
+            (
+                p,
+                e.sub_id,
+                e.at,
+                e.change,
+                e.status,
+                None if e.categories is None else dict(e.categories),
+                e.how,
+                e.ip,
+                e.detail,
+            )
+            for p, e in lines
+        ],
     )
 
 

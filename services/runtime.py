@@ -83,13 +83,26 @@ async def open_runtime(settings: Settings) -> Runtime:
 
 
 async def jsonb_codec(conn: asyncpg.Connection) -> None:
-    """jsonb in and out as Python values through orjson (several times faster than json)."""
+    """jsonb in and out as Python values through orjson (several times faster than json).
+
+    Binary format (a version byte, then the JSON text) so that projections can COPY rows with
+    jsonb columns in asyncpg's binary COPY, which has no text-format path.
+    """
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda value: orjson.dumps(value).decode(),
-        decoder=orjson.loads,
+        encoder=_jsonb_out,
+        decoder=_jsonb_in,
         schema="pg_catalog",
+        format="binary",
     )
+
+
+def _jsonb_out(value: object) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _jsonb_in(data: bytes) -> object:
+    return orjson.loads(data[1:])
 
 
 async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool:
