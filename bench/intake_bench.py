@@ -159,6 +159,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
         "partitions": args.partitions,
         "projector_workers": args.projector_workers,
         "intake_workers": args.intake_workers,
+        "intake_batch": args.intake_batch,
     }
     async with scratch_database(server_url, prefix="bench") as url:
         settings = Settings(
@@ -175,7 +176,17 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
         OUT_DIR.mkdir(exist_ok=True)
         procs = [
             start(["projector", "--workers", str(args.projector_workers)], env, logs),
-            start(["intake", "--workers", str(args.intake_workers)], env, logs),
+            start(
+                [
+                    "intake",
+                    "--workers",
+                    str(args.intake_workers),
+                    "--batch-size",
+                    str(args.intake_batch),
+                ],
+                env,
+                logs,
+            ),
         ]
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka, acks="all", linger_ms=20, max_batch_size=262144
@@ -231,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--projector-workers", type=int, default=1, help="profiles projector --workers"
     )
     parser.add_argument("--intake-workers", type=int, default=1, help="profiles intake --workers")
+    parser.add_argument(
+        "--intake-batch", type=int, default=1000, help="profiles intake --batch-size"
+    )
     args = parser.parse_args(argv)
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not kafka:

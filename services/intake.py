@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import ValidationError as DataError
 
-from contracts import ACTIVITY_EVENTS, Event
+from contracts import CURRENT_VERSIONS, EncodedEvent, encoded
 from contracts.intake import ProfileRef, PublicEvent
 from domain.errors import ValidationError, Violation
 from domain.geo import tracked_fields
@@ -27,7 +27,6 @@ from services.eventlog.port import EventLog, Position
 from services.geo import GeoLocator
 from services.subscribing import NotFoundError, Subscriptions
 
-_CLASSES: dict[str, Any] = {c.model_fields["type"].default: c for c in ACTIVITY_EVENTS}
 _LOCATED = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})  # R21
 _REACTIONS: dict[str, CampaignAction] = {
     "campaign.confirmation_clicked": "confirmation_click",
@@ -65,7 +64,7 @@ class Intake:
             owners = await _resolve(conn, [e.profile for e in events])
             others = await _live(conn, _related(events))
         outcomes: list[Outcome] = []
-        canonical: list[Event] = []
+        canonical: list[EncodedEvent] = []
         reactions: list[tuple[int, UUID, UUID, CampaignAction, str]] = []
         for index, public in enumerate(events):
             owner = owners.get(public.profile)
@@ -80,9 +79,12 @@ class Intake:
                 continue
             profile_id, database_id = owner
             data = self._located(public.type, data)
-            cls = _CLASSES[public.type]
+            # encoded straight from the checked values: a model built here would only be
+            # validated again and serialised (tests/contract/test_encoded.py)
             canonical.append(
-                cls(
+                encoded.event(
+                    type=public.type,
+                    schema_version=CURRENT_VERSIONS[public.type],
                     id=public.id,
                     source=public.source,
                     time=public.time or arrived,

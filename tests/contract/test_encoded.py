@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pydantic import JsonValue
@@ -65,3 +66,24 @@ def test_fast_profile_imported_decodes_like_the_model(
         model.id, model.subject, "profile.imported", 1, encode(model)
     )
     assert as_encoded(fast) is fast
+
+
+GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_any_type_encoded_from_checked_data_decodes_like_the_model(path: Path) -> None:
+    """What the intake appends: envelope values plus `data` as its model dumps it."""
+    model = decode(path.read_bytes())
+    fast = encoded.event(
+        type=model.type,
+        schema_version=model.schema_version,
+        id=model.id,
+        source=model.source,
+        time=model.time,
+        subject=model.subject,
+        database_id=model.database_id,
+        data=model.data.model_dump(mode="json"),
+    )
+    assert decode(fast.value) == model
+    assert fast.headers() == headers(model)
