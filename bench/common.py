@@ -16,6 +16,21 @@ from typing import Any
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
+async def delete_topics(bootstrap: str, *topics: str) -> None:
+    """Remove a run's topics: left behind, hundreds of them slow the broker of later runs."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
 def say(message: str) -> None:
     """A timestamped progress line on stderr (stdout carries the result)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import OUT_DIR, percentiles, say
+from bench.common import OUT_DIR, delete_topics, percentiles, say
 from domain.fields import define_field
 from projections import read_models
 from services import consistency, file_imports, structure
@@ -251,6 +251,8 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         finally:
             stop(projector)
             await rt.close()
+            if kafka:
+                await delete_topics(kafka, topic)
     return result
 
 

@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from bench.common import OUT_DIR, percentiles, say
+from bench.common import OUT_DIR, delete_topics, percentiles, say
 from bench.import_bench import create_database, import_file, start, stop, write_csv
 from contracts.intake import ProfileRef, PublicEvent
 from projections import read_models
@@ -226,6 +226,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
             for proc in procs:
                 stop(proc)
             await rt.close()
+            await delete_topics(kafka, canonical, intake, f"{intake}.dlq")
     result["meets_rate_target"] = result["events_per_s"] >= TARGET_RATE
     p99 = result["lag_at_half_rate"].get("p99_ms")
     result["meets_lag_target"] = p99 is not None and p99 <= TARGET_LAG_P99_MS

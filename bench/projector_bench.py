@@ -33,8 +33,8 @@ import asyncpg
 import pydantic
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.common import delete_topics
 from contracts import (
     Event,
     ProfileImported,
@@ -200,15 +200,6 @@ COPY_COLUMNS = (
 
 # ---------------------------------------------------------------------------------------------
 # Servers
-
-
-async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,7 +506,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             await log.stop()
             await pool.close()
             try:
-                await delete_topic(bootstrap, topic)
+                await delete_topics(bootstrap, topic)
             except Exception as exc:  # a left-over bench topic is harmless
                 _say(f"could not delete topic {topic}: {exc!r}")
 
