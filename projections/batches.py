@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
@@ -53,6 +54,20 @@ async def apply_batch(
         if events:
             await project(conn, events)
         return len(events)
+
+
+async def prune(conn: asyncpg.Connection, projection: str, window: timedelta) -> int:
+    """Forget dedupe rows older than `window`; return how many went.
+
+    A duplicate is a retried publish and arrives within minutes of the first: ids older than
+    the window only make the table and its index grow.
+    """
+    done = await conn.execute(
+        "DELETE FROM applied_events WHERE projection = $1 AND applied_at < now() - $2::interval",
+        projection,
+        window,
+    )
+    return int(done.split()[-1])
 
 
 async def _first_seen(

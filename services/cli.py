@@ -8,6 +8,7 @@ import signal
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,7 +135,12 @@ def projector(
 async def _project(settings: Settings, batch_size: int) -> None:
     async def work(rt: Runtime, stop: asyncio.Event) -> None:
         projector = Projector(
-            rt.pool, rt.log, read_models.NAME, read_models.project, batch_size=batch_size
+            rt.pool,
+            rt.log,
+            read_models.NAME,
+            read_models.project,
+            batch_size=batch_size,
+            dedupe_window=timedelta(days=settings.dedupe_days),
         )
         await projector.run(stop)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -50,7 +51,13 @@ def create_app(
         stop = asyncio.Event()
         tasks = []
         if projector:
-            runner = Projector(rt.pool, rt.log, read_models.NAME, read_models.project)
+            runner = Projector(
+                rt.pool,
+                rt.log,
+                read_models.NAME,
+                read_models.project,
+                dedupe_window=timedelta(days=settings.dedupe_days),
+            )
             tasks.append(asyncio.create_task(runner.run(stop)))
         if ingest:
             app.state.import_worker = ImportWorker(rt.pool, rt.importer)

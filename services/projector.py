@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import structlog
 
 from contracts import DecodeError, Event, decode
 from projections import checkpoints
-from projections.batches import Batch, DeadLetter, Project, apply_batch
+from projections.batches import Batch, DeadLetter, Project, apply_batch, prune
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
 
 log = structlog.get_logger(__name__)
 
 _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+# a duplicate is a retried publish, minutes after the first at most; a week is generous
+DEDUPE_WINDOW = timedelta(days=7)
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ProjectorStats:
     applied: int = 0
     dead: int = 0
     fenced: int = 0
+    pruned: int = 0
 
 
 @dataclass
@@ -40,7 +45,10 @@ class Projector:
     batch_size: int = 5000
     poll_timeout: float = 0.2
     group: str | None = None  # consumer group; default: the projection's name
+    dedupe_window: timedelta = DEDUPE_WINDOW
+    prune_every: float = 300.0  # seconds between prunes of the dedupe rows
     stats: ProjectorStats = field(default_factory=ProjectorStats)
+    _pruned_at: float | None = None
     _expected: dict[int, int] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -52,9 +60,28 @@ class Projector:
                 records = await consumer.poll(self.batch_size, self.poll_timeout)
                 if records:
                     await self._handle(consumer, records)
+                await self._prune()
         finally:
             await consumer.stop()
             log.info("projector.stopped", projection=self.name, **vars(self.stats))
+
+    async def _prune(self) -> None:
+        """Now and then, forget dedupe rows past the window (logs that store ids once have none)."""
+        now = time.monotonic()
+        if self.log.unique_ids or (
+            self._pruned_at is not None and now - self._pruned_at < self.prune_every
+        ):
+            return
+        self._pruned_at = now
+        try:
+            async with self.pool.acquire() as conn:
+                gone = await prune(conn, self.name, self.dedupe_window)
+        except _RETRYABLE as exc:  # the next round tries again; folding goes on meanwhile
+            log.warning("projector.prune_failed", projection=self.name, error=type(exc).__name__)
+            return
+        self.stats.pruned += gone
+        if gone:
+            log.info("projector.pruned", projection=self.name, rows=gone)
 
     async def _on_assign(self, partitions: Sequence[int]) -> dict[int, int]:
         async with self.pool.acquire() as conn:

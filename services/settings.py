@@ -28,6 +28,7 @@ class Settings:
     consistency_wait: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
+    dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -50,4 +51,5 @@ class Settings:
             consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
             max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
+            dedupe_days=float(e.get("PROFILES_DEDUPE_DAYS", defaults.dedupe_days)),
         )

@@ -27,7 +27,7 @@ TABLES = {
     "promo_codes": "*",
     "orders": "*",
     "relations": "*",
-    "applied_events": "*",
+    "applied_events": "projection, event_id",  # applied_at is when, not what
 }
 
 
