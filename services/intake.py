@@ -65,7 +65,7 @@ class Intake:
             others = await _live(conn, _related(events))
         outcomes: list[Outcome] = []
         canonical: list[EncodedEvent] = []
-        reactions: list[tuple[int, UUID, UUID, CampaignAction, str]] = []
+        reactions: list[tuple[int, UUID, str, dict[str, Any]]] = []
         for index, public in enumerate(events):
             owner = owners.get(public.profile)
             try:
@@ -94,21 +94,29 @@ class Intake:
                 )
             )
             outcomes.append(Outcome(index, "accepted", profile_id))
-            sub_id = data.get("sub_id")
-            if public.type in _REACTIONS and sub_id is not None:
-                detail = f"{public.type} campaign={data.get('campaign_id')}"
-                reactions.append(
-                    (index, profile_id, UUID(str(sub_id)), _REACTIONS[public.type], detail)
-                )
+            if public.type in _REACTIONS:
+                reactions.append((index, profile_id, public.type, data))
         positions = await self.log.append(canonical) if canonical else []
         subscriptions = Subscriptions(self.pool, self.log)
-        for index, profile_id, sub_id, action, detail in reactions:
+        for index, profile_id, event_type, data in reactions:
+            action = _REACTIONS[event_type]
+            detail = f"{event_type} campaign={data.get('campaign_id')}"[:200]
             try:
-                moved = await subscriptions.react(profile_id, sub_id, action, detail[:200])
+                if data.get("sub_id") is not None:
+                    moved = [
+                        await subscriptions.react(
+                            profile_id, UUID(str(data["sub_id"])), action, detail
+                        )
+                    ]
+                else:  # where it was sent, if the publisher says so (R20), and R8 for a bounce
+                    moved = await subscriptions.react_in(
+                        profile_id, data.get("resource_id"), data.get("channel"), action, detail
+                    )
             except NotFoundError:
                 continue  # the action is in the history; there is no subscription to move
-            positions += moved.positions
-            outcomes[index] = Outcome(index, "accepted", profile_id, status=moved.status)
+            for outcome in moved:
+                positions += outcome.positions
+                outcomes[index] = Outcome(index, "accepted", profile_id, status=outcome.status)
         return outcomes, positions
 
     def _located(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -202,24 +202,49 @@ class Subscriptions:
     ) -> Outcome:
         """A campaign action on the subscription a message went to (R9, R20); others untouched."""
         async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
-            status = status_after(sub.status, action)
-            if action == "hard_bounce" and sub.channel == "email":
-                await identity.suppress_address(conn, sub.contact, profile_id)  # R8
-            if status is None:
+            event = await _reaction(conn, profile_id, database_id, sub, action, detail)
+            if event is None:
                 return Outcome(sub_id, [], [])
-            consent = Consent(how="campaign", detail=detail or action)
-            event = SubscriptionStatusChanged(
-                **_env(profile_id, database_id, datetime.now(UTC)),
-                data=SubscriptionStatusChangedData(
-                    sub_id=sub_id,
-                    resource_id=sub.resource_id,
-                    channel=sub.channel,
-                    status=status,
-                    consent=consent,
-                ),
-            )
             positions = await self._commit(conn, profile_id, subs, [event])
-        return Outcome(sub_id, [event], positions, status=status)
+        return Outcome(sub_id, [event], positions, status=event.data.status)
+
+    async def react_in(
+        self,
+        profile_id: UUID,
+        resource_id: str | None,
+        channel: str | None,
+        action: CampaignAction,
+        detail: str | None = None,
+    ) -> list[Outcome]:
+        """A campaign action that names no subscription, only where it was sent (R8, R20).
+
+        Every live subscription of the profile in that resource and channel moves (usually
+        one). A hard bounce of an email that finds none still puts the profile's email on the
+        suppression list: the address bounced, whichever list the message came from.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            database_id = await _database(conn, profile_id)
+            subs = await _lock(conn, profile_id)
+            targets = [
+                s
+                for s in subs
+                if resource_id is not None
+                and not s.deleted
+                and (s.resource_id, s.channel) == (resource_id, channel)
+            ]
+            if not targets and action == "hard_bounce" and channel in (None, "email"):
+                await identity.suppress(conn, profile_id)  # R8
+            moved = [
+                (s.sub_id, await _reaction(conn, profile_id, database_id, s, action, detail))
+                for s in targets
+            ]
+            events: list[Event] = [e for _, e in moved if e is not None]
+            positions = await self._commit(conn, profile_id, subs, events) if events else []
+        return [
+            Outcome(sub_id, [e], positions, status=e.data.status)
+            for sub_id, e in moved
+            if e is not None
+        ]
 
     @contextlib.asynccontextmanager
     async def _locked(
@@ -342,6 +367,32 @@ async def _lock(conn: asyncpg.Connection, profile_id: UUID) -> list[Subscription
         profile_id,
     )
     return [_subscription(s) for s in stored]
+
+
+async def _reaction(
+    conn: asyncpg.Connection,
+    profile_id: UUID,
+    database_id: str,
+    sub: Subscription,
+    action: CampaignAction,
+    detail: str | None,
+) -> SubscriptionStatusChanged | None:
+    """The status change a campaign action makes on one subscription, or None (R9, R20, R8)."""
+    status = status_after(sub.status, action)
+    if action == "hard_bounce" and sub.channel == "email":
+        await identity.suppress_address(conn, sub.contact, profile_id)  # R8
+    if status is None:
+        return None
+    return SubscriptionStatusChanged(
+        **_env(profile_id, database_id, datetime.now(UTC)),
+        data=SubscriptionStatusChangedData(
+            sub_id=sub.sub_id,
+            resource_id=sub.resource_id,
+            channel=sub.channel,
+            status=status,
+            consent=Consent(how="campaign", detail=detail or action),
+        ),
+    )
 
 
 def _find(subs: Sequence[Subscription], sub_id: UUID) -> Subscription:

@@ -301,6 +301,64 @@ async def test_campaign_actions_touch_only_their_subscription_R20_R11(api: Api) 
     assert ledger[-1]["detail"] == "campaign.complained campaign=spring"
 
 
+async def _sent_to(api: Api, events: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """Campaign actions naming where they were sent, not the subscription."""
+    body = {
+        "events": [
+            {"id": str(uuid.uuid4()), "type": t, "source": "/tests/sender",
+             "profile": {"profile_id": p}, "data": {"campaign_id": "autumn", **d}}
+            for t, p, d in events
+        ]
+    }  # fmt: skip
+    response = await api.client.post("/v1/events", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_actions_without_sub_id_move_the_resource_channel_they_name_R20_R8(
+    api: Api,
+) -> None:
+    db = await api.database()
+    one, two = await _resource(api, db), await _resource(api, db)
+    pid = await _profile(api, db, email="nosub@example.com")
+    a = await _subscribe(api, pid, resource_id=one, channel="email", contact="n1@example.com")
+    b = await _subscribe(api, pid, resource_id=two, channel="email", contact="n2@example.com")
+    c = await _subscribe(api, pid, resource_id=two, channel="sms", contact="+4930555556")
+    posted = await _sent_to(
+        api,
+        [
+            ("campaign.unsubscribe_clicked", pid, {"resource_id": two, "channel": "sms"}),
+            ("campaign.hard_bounced", pid, {"resource_id": one, "channel": "email"}),
+            ("campaign.complained", pid, {}),  # nowhere named: history only
+        ],
+    )
+    assert [(r["outcome"], r["subscription_status"]) for r in posted["results"]] == [
+        ("accepted", "unsubscribed"),
+        ("accepted", "hard_bounced"),
+        ("accepted", None),
+    ]
+    listed = {s["sub_id"]: s["status"] for s in await _list(api, pid, posted["consistency_token"])}
+    assert listed == {
+        a["sub_id"]: "hard_bounced",
+        b["sub_id"]: "subscribed",  # the other resource's email list is intact
+        c["sub_id"]: "unsubscribed",
+    }
+    assert (await api.client.get("/v1/suppressions/n1@example.com")).status_code == 204  # R8
+    assert (await api.client.get("/v1/suppressions/nosub@example.com")).status_code == 404
+
+
+async def test_an_email_bounce_naming_no_list_still_suppresses_the_address_R8(api: Api) -> None:
+    db = await api.database()
+    pid = await _profile(api, db, email="bounced.only@example.com")
+    posted = await _sent_to(api, [("campaign.hard_bounced", pid, {"channel": "email"})])
+    assert posted["results"][0]["outcome"] == "accepted"
+    assert (await api.client.get("/v1/suppressions/bounced.only@example.com")).status_code == 204
+    sms = await _profile(api, db, email="sms.bounce@example.com")
+    await _sent_to(api, [("campaign.hard_bounced", sms, {"channel": "sms"})])
+    assert (await api.client.get("/v1/suppressions/sms.bounce@example.com")).status_code == 404
+
+
 async def test_recipient_follows_status_priority_and_categories_R7_R12_R16(api: Api) -> None:
     db = await api.database()
     rid = await _resource(api, db)
