@@ -269,8 +269,9 @@ class Subscriptions:
             profile_id,
             [_plain(s) for s in after],
         )
-        # still under the row lock: the log gets this profile's events in decision order
-        return await self.log.append(events)
+        # still under the row lock: the log gets this profile's events in decision order; the
+        # PostgreSQL log joins this transaction, so the list and its events commit as one
+        return await self.log.append(events, within=conn)
 
 
 def _checked(

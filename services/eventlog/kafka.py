@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -43,7 +44,10 @@ class KafkaLog:
             await self._producer.stop()
             self._producer = None
 
-    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+    async def append(
+        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
+    ) -> list[Position]:
+        # `within` is ignored: a Kafka append cannot join a PostgreSQL transaction
         encoded = [as_encoded(e) for e in events]
         records = [(str(e.subject).encode(), e.value, e.headers()) for e in encoded]
         return await send_batched(self._require_producer(), self.topic, records)

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import asyncpg
+
 from contracts import EncodedEvent, Event
 
 
@@ -51,7 +53,16 @@ class EventLog(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]: ...
+    async def append(
+        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
+    ) -> list[Position]:
+        """Append in order; `within`: a connection whose open transaction the append joins.
+
+        The PostgreSQL log joins it, so the caller's own writes and the events commit or roll
+        back together. Kafka cannot share a PostgreSQL transaction and appends on its own.
+        """
+        ...
+
     async def append_raw(self, key: bytes, value: bytes) -> Position: ...
     async def ends(self) -> dict[int, int]:
         """The next offset of each partition: what a reader has to reach to be caught up."""

@@ -48,62 +48,70 @@ class PostgresLog:
     async def stop(self) -> None:
         return None
 
-    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+    async def append(
+        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
+    ) -> list[Position]:
         encoded = [as_encoded(e) for e in events]
         ids = [e.id for e in encoded]
         keys = [str(e.subject).encode() for e in encoded]
         values = [e.value for e in encoded]
-        return await self._append(ids, keys, values)
+        if within is not None:  # the caller's transaction: its writes and these events are one
+            return await self._append_on(within, ids, keys, values)
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._append_on(conn, ids, keys, values)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
-        return (await self._append([None], [key], [value]))[0]
+        async with self._pool.acquire() as conn, conn.transaction():
+            return (await self._append_on(conn, [None], [key], [value]))[0]
 
     async def ends(self) -> dict[int, int]:
         async with self._pool.acquire() as conn:
             head: int = await conn.fetchval("SELECT next_position FROM eventlog.head WHERE one")
         return {0: head}
 
-    async def _append(
-        self, ids: Sequence[UUID | None], keys: Sequence[bytes], values: Sequence[bytes]
+    async def _append_on(
+        self,
+        conn: asyncpg.Connection,
+        ids: Sequence[UUID | None],
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
     ) -> list[Position]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            start = await conn.fetchval(
-                "UPDATE eventlog.head SET next_position = next_position "
-                "WHERE one RETURNING next_position"
-            )  # locks the counter row: appends are serialised from here to commit
-            known = {
-                r["event_id"]: r["position"]
-                for r in await conn.fetch(
-                    "SELECT event_id, position FROM eventlog.events "
-                    "WHERE event_id = ANY($1::uuid[])",
-                    [i for i in ids if i is not None],
-                )
-            }
-            positions: list[int] = []
-            fresh: list[int] = []
-            seen: dict[UUID, int] = dict(known)
-            for i, event_id in enumerate(ids):
-                if event_id is not None and event_id in seen:
-                    positions.append(seen[event_id])
-                    continue
-                position = start + len(fresh)
-                fresh.append(i)
-                positions.append(position)
-                if event_id is not None:
-                    seen[event_id] = position
-            if fresh:
-                await conn.execute(
-                    "INSERT INTO eventlog.events (position, event_id, key, value) "
-                    "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[], $4::bytea[])",
-                    [start + n for n in range(len(fresh))],
-                    [ids[i] for i in fresh],
-                    [keys[i] for i in fresh],
-                    [values[i] for i in fresh],
-                )
-                await conn.execute(
-                    "UPDATE eventlog.head SET next_position = $1 WHERE one", start + len(fresh)
-                )
-                await conn.execute(f"NOTIFY {_CHANNEL}")
+        start = await conn.fetchval(
+            "UPDATE eventlog.head SET next_position = next_position "
+            "WHERE one RETURNING next_position"
+        )  # locks the counter row: appends are serialised from here to commit
+        known = {
+            r["event_id"]: r["position"]
+            for r in await conn.fetch(
+                "SELECT event_id, position FROM eventlog.events WHERE event_id = ANY($1::uuid[])",
+                [i for i in ids if i is not None],
+            )
+        }
+        positions: list[int] = []
+        fresh: list[int] = []
+        seen: dict[UUID, int] = dict(known)
+        for i, event_id in enumerate(ids):
+            if event_id is not None and event_id in seen:
+                positions.append(seen[event_id])
+                continue
+            position = start + len(fresh)
+            fresh.append(i)
+            positions.append(position)
+            if event_id is not None:
+                seen[event_id] = position
+        if fresh:
+            await conn.execute(
+                "INSERT INTO eventlog.events (position, event_id, key, value) "
+                "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[], $4::bytea[])",
+                [start + n for n in range(len(fresh))],
+                [ids[i] for i in fresh],
+                [keys[i] for i in fresh],
+                [values[i] for i in fresh],
+            )
+            await conn.execute(
+                "UPDATE eventlog.head SET next_position = $1 WHERE one", start + len(fresh)
+            )
+            await conn.execute(f"NOTIFY {_CHANNEL}")
         return [Position(0, p) for p in positions]
 
     def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:

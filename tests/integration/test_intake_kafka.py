@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from structlog.testing import capture_logs
 
-from contracts import Event
+from contracts import EncodedEvent, Event
 from contracts.intake import ProfileRef, PublicEvent
 from services.eventlog.kafka import ensure_topic
 from services.eventlog.port import EventLog, LogConsumer, Position, SeekSource
@@ -197,11 +197,13 @@ class Meddling:
     async def stop(self) -> None:
         await self._log.stop()
 
-    async def append(self, events: Sequence[Event]) -> list[Position]:
+    async def append(
+        self, events: Sequence[Event | EncodedEvent], *, within: Any = None
+    ) -> list[Position]:
         if self._failures:
             self._failures -= 1
             raise ConnectionRefusedError("the database is away")
-        positions = await self._log.append(events)
+        positions = await self._log.append(events, within=within)
         if self._stop is not None:
             self._stop.set()
         return positions

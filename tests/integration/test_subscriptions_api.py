@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from services.eventlog.postgres import PostgresLog
+from services.subscribing import NewSubscription, Subscriptions
 from tests.api import Api
 
 pytestmark = pytest.mark.postgres
@@ -438,3 +440,45 @@ async def test_timeline_names_resource_and_channel_of_subscription_events_R18(ap
         ("subscription.added", rid, "sms"),
     ]
     assert entries[0]["summary"]["status"] == "unsubscribed"
+
+
+class _CrashAfterAppend:
+    """The PostgreSQL log, but the process "dies" right after an append, before the commit."""
+
+    def __init__(self, log: PostgresLog) -> None:
+        self._log = log
+        self.topic = log.topic
+        self.unique_ids = True
+
+    async def append(self, events: Any, *, within: Any = None) -> Any:
+        await self._log.append(events, within=within)
+        raise RuntimeError("crash between the append and the commit")
+
+
+async def test_on_the_postgresql_log_a_list_and_its_events_commit_together_R14(api: Api) -> None:
+    """A failure after the append rolls back both: the log never holds an event the list lacks."""
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    log = PostgresLog(api.runtime.pool)
+    await log.start()
+    head = "SELECT next_position FROM eventlog.head WHERE one"
+    before = await api.runtime.pool.fetchval(head)
+    crashing = Subscriptions(api.runtime.pool, _CrashAfterAppend(log))  # type: ignore[arg-type]
+    new = NewSubscription(resource_id=rid, channel="email", contact="atomic@example.com")
+    with pytest.raises(RuntimeError):
+        await crashing.add(uuid.UUID(pid), new)
+    stored = await api.runtime.pool.fetchval(
+        "SELECT subscriptions FROM ingest.subscription_lists WHERE profile_id = $1",
+        uuid.UUID(pid),
+    )
+    assert stored in (None, [])  # the list did not change...
+    added = await api.runtime.pool.fetchval(
+        "SELECT count(*) FROM eventlog.events WHERE key = $1 "
+        "AND convert_from(value, 'UTF8') LIKE '%subscription.added%'",
+        pid.encode(),
+    )
+    assert added == 0  # ...and the log holds no event of it
+    assert await api.runtime.pool.fetchval(head) == before
+    made = await Subscriptions(api.runtime.pool, log).add(uuid.UUID(pid), new)
+    assert [e.type for e in made.events] == ["subscription.added"]  # the retry goes through
