@@ -32,21 +32,40 @@ from aiokafka import AIOKafkaProducer
 from bench.common import OUT_DIR, delete_topics, percentiles, say
 from bench.import_bench import create_database, import_file, start, stop, write_csv
 from contracts.intake import ProfileRef, PublicEvent
+from domain.resources import Resource
 from projections import read_models
+from services import resources
 from services.eventlog.kafka import send_batched
 from services.local.scratch import scratch_database
 from services.publisher import partition_key
 from services.runtime import open_runtime
 from services.settings import Settings
+from services.subscribing import NewSubscription, Subscriptions
 
 TARGET_RATE = 10_000.0
 TARGET_LAG_P99_MS = 1000.0
 
 
-def workload(ids: Sequence[UUID], n: int, seed: int = 11) -> list[tuple[bytes, bytes]]:
-    """n public events as the (value, key) a publisher sends, in the issue's mix."""
+RESOURCE = "bench_news"
+REACTIONS = ("campaign.unsubscribe_clicked", "campaign.complained", "campaign.hard_bounced")
+
+
+def workload(
+    ids: Sequence[UUID], subscribed: Sequence[tuple[UUID, UUID]], n: int, seed: int = 11
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """n public events as the (value, key) a publisher sends, in the issue's mix; and how many
+    of them move a subscription (each appends one more canonical event).
+
+    70 % campaign actions (sent, delivered, opened, clicked), 20 % pixel hits, 10 % profile and
+    subscription changes: forms that update UTM (5 %) and unsubscribe clicks, complaints and
+    hard bounces (5 %), each on a different subscribed profile, half naming the subscription and
+    half only the resource and channel it was sent through.
+    """
     rng = random.Random(seed)
+    pending = list(subscribed)
+    rng.shuffle(pending)
     out = []
+    moves = 0
     for i in range(n):
         pid = rng.choice(ids)
         roll = rng.random()
@@ -61,12 +80,16 @@ def workload(ids: Sequence[UUID], n: int, seed: int = 11) -> list[tuple[bytes, b
         elif roll < 0.9:
             kind = "pixel.hit"
             data = {"goal": "view", "value": 1.0, "ip": "203.0.113.99", "pixel_data": {"n": i}}
-        elif roll < 0.95:
+        elif roll < 0.95 or not pending:
             kind = "form.submitted"
             data = {"form_id": "f", "utm": {"utm_source": f"s{i % 9}"}, "update_utm": True}
         else:
-            kind = "segment.entered"
-            data = {"segment_id": f"seg{i % 20}"}
+            pid, sub_id = pending.pop()
+            kind = REACTIONS[i % len(REACTIONS)]
+            data = {"campaign_id": f"c{i % 40}", "resource_id": RESOURCE, "channel": "email"}
+            if i % 2:
+                data["sub_id"] = str(sub_id)
+            moves += 1
         event = PublicEvent(
             id=uuid.uuid4(),
             type=kind,
@@ -75,6 +98,27 @@ def workload(ids: Sequence[UUID], n: int, seed: int = 11) -> list[tuple[bytes, b
             data=data,
         )
         out.append((event.model_dump_json().encode(), partition_key(event.profile)))
+    return out, moves
+
+
+async def subscribe(rt: Any, database_id: str, ids: Sequence[UUID]) -> list[tuple[UUID, UUID]]:
+    """One email subscription in one resource for each of `ids`, through the intake's code."""
+    async with rt.pool.acquire() as conn:
+        created = await resources.create(
+            conn, Resource(RESOURCE, database_id, "News", channels=("email",))
+        )
+    await rt.log.append([created])
+    subscriptions = Subscriptions(rt.pool, rt.log)
+    out: list[tuple[UUID, UUID]] = []
+
+    async def one(pid: UUID) -> None:
+        new = NewSubscription(
+            resource_id=RESOURCE, channel="email", contact=f"{pid.hex}@example.com"
+        )
+        out.append((pid, (await subscriptions.add(pid, new)).sub_id))
+
+    for first in range(0, len(ids), 8):
+        await asyncio.gather(*(one(pid) for pid in ids[first : first + 8]))
     return out
 
 
@@ -107,7 +151,7 @@ async def lag(
     seconds: float,
 ) -> list[float]:
     """Probe lags (ms) while `rate` events/s of load are published for `seconds`."""
-    load = workload(ids, int(rate * seconds), seed=23)
+    load, _ = workload(ids, [], int(rate * seconds), seed=23)
     probe_profile = ids[0]
     waiting: dict[str, float] = {}
     lags: list[float] = []
@@ -202,13 +246,17 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str) -> dict[s
                 r["profile_id"]
                 for r in await rt.pool.fetch("SELECT profile_id FROM ingest.profiles")
             ]
-            records = workload(ids, args.events)
+            say(f"subscribing {args.subscribed:,} profiles (not timed)")
+            subscribed = await subscribe(rt, "bench", ids[: args.subscribed])
+            records, moves = workload(ids, subscribed, args.events)
+            result["subscription_moves"] = moves
             before = await applied(rt.pool, canonical)
             say(f"publishing {args.events:,} public events")
             began = time.perf_counter()
             await publish_all(producer, intake, records)
             published = time.perf_counter()
-            while await applied(rt.pool, canonical) < before + args.events:  # noqa: ASYNC110
+            # one canonical event per public event, and a status change per subscription move
+            while await applied(rt.pool, canonical) < before + args.events + moves:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)  # polling the database, not a flag of this process
             readable = time.perf_counter()
             rate = args.events / (readable - began)
@@ -239,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--subscribed", type=int, default=12_000, help="profiles given a subscription first"
+    )
     parser.add_argument(
         "--projector-workers", type=int, default=1, help="profiles projector --workers"
     )

@@ -235,6 +235,16 @@ async def profile_database(conn: asyncpg.Connection, profile_id: UUID) -> str | 
     return value
 
 
+async def profile_databases(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The database of each live profile among `ids` (absent: no such profile, or deleted)."""
+    rows = await conn.fetch(
+        "SELECT profile_id, database_id FROM ingest.profiles "
+        "WHERE profile_id = ANY($1::uuid[]) AND deleted_at IS NULL",
+        list(ids),
+    )
+    return {r["profile_id"]: r["database_id"] for r in rows}
+
+
 async def forget(conn: asyncpg.Connection, profile_id: UUID, when: datetime) -> str | None:
     """Free a profile's identities and mark its id used forever (R4, R26); its database or None."""
     async with conn.transaction():

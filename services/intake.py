@@ -25,7 +25,7 @@ from domain.identity import normalise_email, normalise_phone
 from domain.subscriptions import CampaignAction
 from services.eventlog.port import EventLog, Position
 from services.geo import GeoLocator
-from services.subscribing import NotFoundError, Subscriptions
+from services.subscribing import Reaction, Subscriptions
 
 _LOCATED = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})  # R21
 _REACTIONS: dict[str, CampaignAction] = {
@@ -97,26 +97,17 @@ class Intake:
             if public.type in _REACTIONS:
                 reactions.append((index, profile_id, public.type, data))
         positions = await self.log.append(canonical) if canonical else []
-        subscriptions = Subscriptions(self.pool, self.log)
-        for index, profile_id, event_type, data in reactions:
-            action = _REACTIONS[event_type]
-            detail = f"{event_type} campaign={data.get('campaign_id')}"[:200]
-            try:
-                if data.get("sub_id") is not None:
-                    moved = [
-                        await subscriptions.react(
-                            profile_id, UUID(str(data["sub_id"])), action, detail
-                        )
-                    ]
-                else:  # where it was sent, if the publisher says so (R20), and R8 for a bounce
-                    moved = await subscriptions.react_in(
-                        profile_id, data.get("resource_id"), data.get("channel"), action, detail
-                    )
-            except NotFoundError:
-                continue  # the action is in the history; there is no subscription to move
-            for outcome in moved:
-                positions += outcome.positions
-                outcomes[index] = Outcome(index, "accepted", profile_id, status=outcome.status)
+        if reactions:  # the statuses they move, all in one transaction after the actions
+            moved, more = await Subscriptions(self.pool, self.log).react_many(
+                [
+                    _reaction(profile_id, event_type, data)
+                    for _, profile_id, event_type, data in reactions
+                ]
+            )
+            positions += more
+            for (index, profile_id, _, _), done in zip(reactions, moved, strict=True):
+                if done:
+                    outcomes[index] = Outcome(index, "accepted", profile_id, status=done[-1].status)
         return outcomes, positions
 
     def _located(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +116,19 @@ class Intake:
             return data
         where = self.geo.locate(str(ip))
         return data if where is None else {**data, "location": tracked_fields(where)}
+
+
+def _reaction(profile_id: UUID, event_type: str, data: dict[str, Any]) -> Reaction:
+    """What a campaign action asks of the profile's subscriptions (R20), and where (R8)."""
+    sub_id = data.get("sub_id")
+    return Reaction(
+        profile_id=profile_id,
+        action=_REACTIONS[event_type],
+        detail=f"{event_type} campaign={data.get('campaign_id')}"[:200],
+        sub_id=None if sub_id is None else UUID(str(sub_id)),
+        resource_id=data.get("resource_id"),
+        channel=data.get("channel"),
+    )
 
 
 def _data(public: PublicEvent, live: set[UUID]) -> dict[str, Any]:

@@ -97,6 +97,19 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Reaction:
+    """A campaign action for a profile: on the subscription it went to (`sub_id`), or on where it
+    was sent (`resource_id` and `channel`), or naming neither (history only, R8 for a bounce)."""
+
+    profile_id: UUID
+    action: CampaignAction
+    detail: str
+    sub_id: UUID | None = None
+    resource_id: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """A decided command: the events appended and where."""
 
@@ -197,54 +210,55 @@ class Subscriptions:
             positions = await self._commit(conn, profile_id, subs, [event])
         return Outcome(sub_id, [event], positions)
 
-    async def react(
-        self, profile_id: UUID, sub_id: UUID, action: CampaignAction, detail: str | None = None
-    ) -> Outcome:
-        """A campaign action on the subscription a message went to (R9, R20); others untouched."""
-        async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
-            event = await _reaction(conn, profile_id, database_id, sub, action, detail)
-            if event is None:
-                return Outcome(sub_id, [], [])
-            positions = await self._commit(conn, profile_id, subs, [event])
-        return Outcome(sub_id, [event], positions, status=event.data.status)
+    async def react_many(
+        self, reactions: Sequence[Reaction]
+    ) -> tuple[list[list[Outcome]], list[Position]]:
+        """Campaign actions of a batch in one transaction (R8, R9, R20): what each moved.
 
-    async def react_in(
-        self,
-        profile_id: UUID,
-        resource_id: str | None,
-        channel: str | None,
-        action: CampaignAction,
-        detail: str | None = None,
-    ) -> list[Outcome]:
-        """A campaign action that names no subscription, only where it was sent (R8, R20).
-
-        Every live subscription of the profile in that resource and channel moves (usually
-        one). A hard bounce of an email that finds none still puts the profile's email on the
-        suppression list: the address bounced, whichever list the message came from.
+        Each profile's list is locked once (in profile id order, so two batches never wait on
+        each other in a circle), the actions are decided in order against the lists as they
+        change, and every event is appended in that order. An action on a subscription or
+        profile that does not exist moves nothing; it stays in the history.
         """
+        if not reactions:
+            return [], []
+        profiles = sorted({r.profile_id for r in reactions})
+        moved: list[list[tuple[UUID, SubscriptionStatusChanged]]] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            database_id = await _database(conn, profile_id)
-            subs = await _lock(conn, profile_id)
-            targets = [
-                s
-                for s in subs
-                if resource_id is not None
-                and not s.deleted
-                and (s.resource_id, s.channel) == (resource_id, channel)
-            ]
-            if not targets and action == "hard_bounce" and channel in (None, "email"):
-                await identity.suppress(conn, profile_id)  # R8
-            moved = [
-                (s.sub_id, await _reaction(conn, profile_id, database_id, s, action, detail))
-                for s in targets
-            ]
-            events: list[Event] = [e for _, e in moved if e is not None]
-            positions = await self._commit(conn, profile_id, subs, events) if events else []
-        return [
-            Outcome(sub_id, [e], positions, status=e.data.status)
-            for sub_id, e in moved
-            if e is not None
+            databases = await identity.profile_databases(conn, profiles)
+            lists = await _lock_many(conn, [p for p in profiles if p in databases])
+            changed: set[UUID] = set()
+            for r in reactions:
+                database_id = databases.get(r.profile_id)
+                subs = lists.get(r.profile_id, [])
+                targets = _targets(subs, r) if database_id is not None else []
+                if database_id is not None and _bounce_without_list(r, targets):
+                    await identity.suppress(conn, r.profile_id)  # R8: the address bounced
+                done: list[tuple[UUID, SubscriptionStatusChanged]] = []
+                for sub in targets:
+                    assert database_id is not None
+                    event = await _reaction(
+                        conn, r.profile_id, database_id, sub, r.action, r.detail
+                    )
+                    if event is not None:
+                        done.append((sub.sub_id, event))
+                if done:
+                    lists[r.profile_id] = list(fold(subs, [e for _, e in done]).subscriptions)
+                    changed.add(r.profile_id)
+                moved.append(done)
+            if changed:
+                await conn.executemany(
+                    "UPDATE ingest.subscription_lists SET subscriptions = $2 WHERE profile_id = $1",
+                    [(p, [_plain(s) for s in lists[p]]) for p in sorted(changed)],
+                )
+            events: list[Event] = [e for done in moved for _, e in done]
+            positions = await self.log.append(events, within=conn) if events else []
+        where = {e.id: [at] for e, at in zip(events, positions, strict=True)}
+        outcomes = [
+            [Outcome(sub_id, [e], where[e.id], status=e.data.status) for sub_id, e in done]
+            for done in moved
         ]
+        return outcomes, positions
 
     @contextlib.asynccontextmanager
     async def _locked(
@@ -368,6 +382,46 @@ async def _lock(conn: asyncpg.Connection, profile_id: UUID) -> list[Subscription
         profile_id,
     )
     return [_subscription(s) for s in stored]
+
+
+async def _lock_many(
+    conn: asyncpg.Connection, profiles: Sequence[UUID]
+) -> dict[UUID, list[Subscription]]:
+    """Lock the lists of `profiles` (sorted) in that order and return them."""
+    await conn.execute(
+        "INSERT INTO ingest.subscription_lists (profile_id) SELECT unnest($1::uuid[]) "
+        "ON CONFLICT DO NOTHING",
+        list(profiles),
+    )
+    rows = await conn.fetch(
+        "SELECT profile_id, subscriptions FROM ingest.subscription_lists "
+        "WHERE profile_id = ANY($1::uuid[]) ORDER BY profile_id FOR UPDATE",
+        list(profiles),
+    )
+    return {r["profile_id"]: [_subscription(s) for s in r["subscriptions"]] for r in rows}
+
+
+def _targets(subs: Sequence[Subscription], r: Reaction) -> list[Subscription]:
+    """The subscriptions an action is about: the one named, or the live ones where it went."""
+    if r.sub_id is not None:
+        return [s for s in subs if s.sub_id == r.sub_id]
+    if r.resource_id is None:
+        return []
+    return [
+        s
+        for s in subs
+        if not s.deleted and (s.resource_id, s.channel) == (r.resource_id, r.channel)
+    ]
+
+
+def _bounce_without_list(r: Reaction, targets: Sequence[Subscription]) -> bool:
+    """A hard bounce of an email that names no subscription and finds none where it went."""
+    return (
+        r.action == "hard_bounce"
+        and r.sub_id is None
+        and not targets
+        and r.channel in (None, "email")
+    )
 
 
 async def _reaction(
