@@ -1,13 +1,15 @@
 """Mixed public events through the Kafka intake into every read model (issue 5).
 
-    python -m bench.intake_bench --events 200000 --profiles 100000
+    python -m bench.intake_bench --events 200000 --profiles 100000 --projector-workers 2
 
 Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS. One run: a fresh database, a fresh canonical and
 intake topic; `profiles projector` and `profiles intake` as their own processes; the profiles
-imported through the file-import job code (not timed); then `--events` public events published
-to the intake topic as fast as the producer goes — 70 % campaign actions (sent, delivered,
-opened, clicked; opens and clicks with an IP), 20 % pixel hits with an IP, 10 % forms that update
-UTM and segment entries — timed until the read models' checkpoints cover every canonical event.
+imported through the file-import job code and `--subscribed` of them subscribed (not timed); then
+`--events` public events published to the intake topic as fast as the producer goes, in the
+issue's mix — 70 % campaign actions (sent, delivered, opened, clicked; opens and clicks with an
+IP), 20 % pixel hits with an IP, 10 % profile and subscription changes (forms that update UTM;
+unsubscribe clicks, complaints and hard bounces that move a subscription) — timed until the read
+models' checkpoints cover every canonical event.
 Then the publish-to-readable lag at half that rate: probe events published every 50 ms among
 the paced load, each timed until its timeline row exists. Writes bench/out/intake-<ts>.json.
 """
