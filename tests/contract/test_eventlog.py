@@ -66,10 +66,12 @@ class EventLogContract:
             assert per_profile[pid] == [e.id for e in events if e.subject == pid]
 
     async def test_each_returned_position_holds_its_event(self, log: EventLog) -> None:
-        """Positions are where the events are read back, also past one record batch (256 KiB)."""
+        """Positions are where the events are read back, past one record batch (256 KiB) and with
+        one event larger than a whole batch."""
         pids = [uuid.uuid4() for _ in range(40)]
         padding = "x" * 600
         events = [imported(pids[i % 40], i, fields={"note": padding}) for i in range(2000)]
+        events[1000] = imported(pids[0], 1000, fields={"note": "x" * 400_000})  # > one batch
         positions = await log.append(events)
         assert len(positions) == len(events)
         wanted = {e.id for e in events}
