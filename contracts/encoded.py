@@ -8,6 +8,7 @@ the same event the model would have been.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,11 +33,25 @@ class EncodedEvent:
     def headers(self) -> list[tuple[str, bytes]]:
         """CloudEvents binary-mode hints; never personal data."""
         return [
-            ("ce_specversion", SPECVERSION.encode()),
+            _SPECVERSION_HEADER,
             ("ce_id", str(self.id).encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_dataversion", str(self.schema_version).encode()),
+            _type_header(self.type),
+            _version_header(self.schema_version),
         ]
+
+
+# the same few header values for every event of a type: built once, not per event
+_SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
+
+
+@functools.cache
+def _type_header(event_type: str) -> tuple[str, bytes]:
+    return ("ce_type", event_type.encode())
+
+
+@functools.cache
+def _version_header(version: int) -> tuple[str, bytes]:
+    return ("ce_dataversion", str(version).encode())
 
 
 def event(
