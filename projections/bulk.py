@@ -32,9 +32,11 @@ async def stage(
     """
     digest = hashlib.blake2s(",".join(columns).encode(), digest_size=4).hexdigest()
     name = f"stage_{table}_{digest}"
+    # emptied here too: a second stage of the same table in one transaction must not merge
+    # the first one's rows again (one round trip for both statements)
     await conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS "
-        f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
+        f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA; DELETE FROM {name}"
     )
     await conn.copy_records_to_table(name, records=rows, columns=list(columns))
     return name

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from projections import checkpoints, profiles
+from projections import bulk, checkpoints, profiles
 from projections.batches import Batch, apply_batch
 from tests.factories import imported
 from tests.pg import migrated_pool
@@ -47,3 +47,17 @@ async def test_advance_moves_only_from_the_expected_offset(pool: asyncpg.Pool) -
         with pytest.raises(checkpoints.Fenced):  # a partition never stored cannot start past 0
             await checkpoints.advance(conn, "p", "t", {2: (7, 9)})
         assert await checkpoints.load(conn, "p", "t", [0, 1, 2]) == {0: 20, 1: 4, 2: 0}
+
+
+async def test_staging_twice_in_one_transaction_merges_only_the_second_rows(
+    pool: asyncpg.Pool,
+) -> None:
+    """bulk.stage empties its table first: an older row staged earlier is not merged again."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            first = await bulk.stage(conn, "databases", ["database_id", "name"], [("a", "A")])
+            second = await bulk.stage(conn, "databases", ["database_id", "name"], [("b", "B")])
+            assert first == second
+            assert [r["database_id"] for r in await conn.fetch(f"SELECT * FROM {second}")] == ["b"]
+        # the next transaction of the session finds it empty (ON COMMIT DELETE ROWS)
+        assert await conn.fetchval(f"SELECT count(*) FROM {second}") == 0
