@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -103,20 +103,39 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
     # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
     stored = await _fetch(conn, "sub_id", referenced)
     upserts: list[tuple[UUID, Subscription, datetime]] = []
+    moved: list[tuple[UUID, int, datetime]] = []  # only the priority changed (R13 shifts)
     removed: list[UUID] = []
     lines: list[tuple[UUID, LedgerEntry]] = []
     for profile_id, own in per_profile.items():
         before = stored.get(profile_id, [])
-        previous = {s.subscription.sub_id: s.updated_at for s in before}
+        previous = {s.subscription.sub_id: s for s in before}
         folded = fold([s.subscription for s in before], own)
         for sub in folded.subscriptions:
             if sub.sub_id in folded.changed:
-                when = folded.updated_at.get(sub.sub_id, previous.get(sub.sub_id, sub.created_at))
-                upserts.append((profile_id, sub, when))
+                old = previous.get(sub.sub_id)
+                when = folded.updated_at.get(
+                    sub.sub_id, old.updated_at if old is not None else sub.created_at
+                )
+                if (
+                    old is not None
+                    and replace(sub, priority=old.subscription.priority) == old.subscription
+                ):
+                    moved.append((sub.sub_id, sub.priority, when))
+                else:
+                    upserts.append((profile_id, sub, when))
         removed += folded.removed
         lines += [(profile_id, entry) for entry in folded.ledger]
     if removed:
         await conn.execute("DELETE FROM subscriptions WHERE sub_id = ANY($1::uuid[])", removed)
+    if moved:  # two narrow columns by key, not a whole row through the staging table
+        await conn.execute(
+            "UPDATE subscriptions s SET priority = u.p, updated_at = u.w "
+            "FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, p, w) "
+            "WHERE s.sub_id = u.id",
+            [m[0] for m in moved],
+            [m[1] for m in moved],
+            [m[2] for m in moved],
+        )
     if upserts:
         await _upsert(conn, upserts)
     if lines:
