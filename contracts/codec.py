@@ -33,7 +33,7 @@ from contracts.activity_events import (
     TriggerSent,
 )
 from contracts.database_events import DatabaseCreated, FieldAdded, FieldRemoved
-from contracts.encoded import EncodedEvent
+from contracts.encoded import EncodedEvent, ce_headers
 from contracts.profile_events import (
     ProfileDeleted,
     ProfileImported,
@@ -173,12 +173,7 @@ def _decode_slowly(raw: bytes) -> Event:
 
 def headers(event: Event) -> list[tuple[str, bytes]]:
     """CloudEvents binary-mode hints for routing without parsing; never personal data."""
-    return [
-        ("ce_specversion", event.specversion.encode()),
-        ("ce_id", str(event.id).encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_dataversion", str(event.schema_version).encode()),
-    ]
+    return ce_headers(event.id, event.type, event.schema_version)
 
 
 def _position(exc: Exception) -> int:

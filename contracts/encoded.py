@@ -32,12 +32,17 @@ class EncodedEvent:
 
     def headers(self) -> list[tuple[str, bytes]]:
         """CloudEvents binary-mode hints; never personal data."""
-        return [
-            _SPECVERSION_HEADER,
-            ("ce_id", str(self.id).encode()),
-            _type_header(self.type),
-            _version_header(self.schema_version),
-        ]
+        return ce_headers(self.id, self.type, self.schema_version)
+
+
+def ce_headers(event_id: UUID, event_type: str, schema_version: int) -> list[tuple[str, bytes]]:
+    """The CloudEvents binary-mode headers of an event: routing without parsing the value."""
+    return [
+        _SPECVERSION_HEADER,
+        ("ce_id", str(event_id).encode()),
+        _type_header(event_type),
+        _version_header(schema_version),
+    ]
 
 
 # the same few header values for every event of a type: built once, not per event

@@ -22,8 +22,9 @@ _COLUMNS = (
     "profile_id, database_id, email, phones, fields, custom, status, import_mode, "
     "created_at, updated_at, version, located"
 )
-_UPSERT_COLUMNS = [c.strip() for c in _COLUMNS.split(",")] + ["md5_id", "xxh_id"]
-_P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
+_COLUMN_LIST = [c.strip() for c in _COLUMNS.split(",")]
+_UPSERT_COLUMNS = [*_COLUMN_LIST, "md5_id", "xxh_id"]
+_P_COLUMNS = ", ".join(f"p.{c}" for c in _COLUMN_LIST)
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
 PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | ACTIVITY_TYPES
 Lookup = Literal["md5", "xxh", "email", "phone"]

@@ -20,6 +20,7 @@ _SUB_COLUMNS = (
     "sub_id, profile_id, resource_id, channel, contact, status, priority, categories, fields, "
     "custom, deleted, created_at, updated_at"
 )
+_SUB_COLUMN_LIST = [c.strip() for c in _SUB_COLUMNS.split(",")]
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ async def _upsert(
     staged = await bulk.stage(
         conn,
         "subscriptions",
-        [c.strip() for c in _SUB_COLUMNS.split(",")],
+        _SUB_COLUMN_LIST,
         [
             (
                 s.sub_id,

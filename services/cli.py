@@ -8,7 +8,6 @@ import signal
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,7 +139,7 @@ async def _project(settings: Settings, batch_size: int) -> None:
             read_models.NAME,
             read_models.project,
             batch_size=batch_size,
-            dedupe_window=timedelta(days=settings.dedupe_days),
+            dedupe_window=settings.dedupe_window,
         )
         await projector.run(stop)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -56,7 +55,7 @@ def create_app(
                 rt.log,
                 read_models.NAME,
                 read_models.project,
-                dedupe_window=timedelta(days=settings.dedupe_days),
+                dedupe_window=settings.dedupe_window,
             )
             tasks.append(asyncio.create_task(runner.run(stop)))
         if ingest:

@@ -228,11 +228,7 @@ def _uuid(text: str) -> UUID | None:
 
 async def profile_database(conn: asyncpg.Connection, profile_id: UUID) -> str | None:
     """The database of a live profile, or None when there is no such profile (or it is deleted)."""
-    value: str | None = await conn.fetchval(
-        "SELECT database_id FROM ingest.profiles WHERE profile_id = $1 AND deleted_at IS NULL",
-        profile_id,
-    )
-    return value
+    return (await profile_databases(conn, [profile_id])).get(profile_id)
 
 
 async def profile_databases(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
@@ -29,6 +30,10 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
     dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
+
+    @property
+    def dedupe_window(self) -> timedelta:
+        return timedelta(days=self.dedupe_days)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
