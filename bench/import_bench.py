@@ -40,7 +40,7 @@ from services.eventlog.port import Position
 from services.import_worker import owning
 from services.local._net import free_port
 from services.local.scratch import scratch_database
-from services.runtime import Runtime, open_runtime
+from services.runtime import Runtime, open_runtime, tune_gc
 from services.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,6 +216,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
             database_url=url, kafka_bootstrap=kafka, events_topic=topic, bootstrap_key=KEY
         )
         rt = await open_runtime(settings)
+        tune_gc()  # as `profiles import` and the API processes do
         logs = OUT_DIR / "import-bench.log"
         workers = ["--workers", str(args.projector_workers)]
         projector = start(["projector", "--batch-size", str(args.batch_size), *workers], env, logs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -199,8 +199,11 @@ class _Draft:
             return None
         if not self.changed or self.base is None or self.last_time is None:
             return original
-        return replace(
-            self.base,
+        base = self.base  # built whole, not through `replace`: it costs a batch per profile
+        return ProfileState(
+            profile_id=base.profile_id,
+            database_id=base.database_id,
+            created_at=base.created_at,
             email=self.email,
             phones=tuple(self.phones),
             fields=MappingProxyType(self.fields),

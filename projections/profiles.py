@@ -40,10 +40,12 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Changes:
-    """What a batch changed: profiles to upsert, and profiles deleted with when."""
+    """What a batch changed: profiles to write, profiles deleted with when, and which of the
+    written ones had no stored row (those are inserted, not merged)."""
 
     upserts: Mapping[UUID, ProfileState]
     deletions: Mapping[UUID, datetime] = field(default_factory=dict)
+    new: frozenset[UUID] = frozenset()
 
 
 async def load(conn: asyncpg.Connection, ids: Iterable[UUID]) -> Loaded:
@@ -101,6 +103,7 @@ def apply(states: Loaded, events: Sequence[Event]) -> Changes:
             per_profile.setdefault(event.subject, []).append(event)
     upserts: dict[UUID, ProfileState] = {}
     deletions: dict[UUID, datetime] = {}
+    new: set[UUID] = set()
     for subject, own in per_profile.items():
         before = states.profiles.get(subject)
         after = fold_all(before, own)
@@ -108,15 +111,23 @@ def apply(states: Loaded, events: Sequence[Event]) -> Changes:
             deletions[subject] = own[-1].time
         elif after is not None and after is not before:
             upserts[subject] = after
-    return Changes(upserts, deletions)
+            if before is None:
+                new.add(subject)
+    return Changes(upserts, deletions, frozenset(new))
 
 
 async def write(conn: asyncpg.Connection, changes: Changes) -> None:
     """Delete and upsert the changed profiles, set-based (jsonb codec: see runtime)."""
     if changes.deletions:
         await _delete(conn, changes.deletions)
-    if changes.upserts:
-        await _upsert(conn, list(changes.upserts.values()))
+    # a profile the batch created has no row to merge with: COPY it straight into the table
+    # (an import of new profiles then costs one COPY instead of a staging COPY plus a merge)
+    fresh = [s for p, s in changes.upserts.items() if p in changes.new]
+    known = [s for p, s in changes.upserts.items() if p not in changes.new]
+    if fresh:
+        await bulk.insert(conn, "profiles", _UPSERT_COLUMNS, _rows(fresh))
+    if known:
+        await _upsert(conn, known)
 
 
 async def _delete(conn: asyncpg.Connection, deletions: Mapping[UUID, datetime]) -> None:
@@ -129,31 +140,30 @@ async def _delete(conn: asyncpg.Connection, deletions: Mapping[UUID, datetime]) 
     )
 
 
-async def _upsert(conn: asyncpg.Connection, s: list[ProfileState]) -> None:
-    staged = await bulk.stage(
-        conn,
-        "profiles",
-        _UPSERT_COLUMNS,
-        [
-            (
-                x.profile_id,
-                x.database_id,
-                x.email,
-                list(x.phones),
-                dict(x.fields),
-                dict(x.custom),
-                x.status,
-                x.import_mode,
-                x.created_at,
-                x.updated_at,
-                x.version,
-                sorted(x.located),
-                md5_id(x.profile_id),
-                xxh_id(x.profile_id),
-            )
-            for x in s
-        ],
-    )
+def _rows(states: list[ProfileState]) -> list[tuple[object, ...]]:
+    return [
+        (
+            x.profile_id,
+            x.database_id,
+            x.email,
+            list(x.phones),
+            dict(x.fields),
+            dict(x.custom),
+            x.status,
+            x.import_mode,
+            x.created_at,
+            x.updated_at,
+            x.version,
+            sorted(x.located),
+            md5_id(x.profile_id),
+            xxh_id(x.profile_id),
+        )
+        for x in states
+    ]
+
+
+async def _upsert(conn: asyncpg.Connection, states: list[ProfileState]) -> None:
+    staged = await bulk.stage(conn, "profiles", _UPSERT_COLUMNS, _rows(states))
     await conn.execute(
         f"""
         INSERT INTO profiles ({", ".join(_UPSERT_COLUMNS)})

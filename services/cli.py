@@ -19,7 +19,7 @@ from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import Projector
-from services.runtime import Runtime, open_runtime
+from services.runtime import Runtime, open_runtime, tune_gc
 from services.settings import Settings
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ def _http(
     from services.http_api import create_app
 
     api = create_app(settings, ingest=ingest, query=query, projector=projector)
+    tune_gc()
     structlog.get_logger(__name__).info("http.listening", url=f"http://{host}:{port}")
     uvicorn.run(api, host=host, port=port, log_level="warning")
 
@@ -151,6 +152,7 @@ async def _until_signalled(
 ) -> None:
     """Run a long-lived role on a runtime until SIGTERM/SIGINT, then close it."""
     rt = await open_runtime(settings)
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

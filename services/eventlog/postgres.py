@@ -100,13 +100,11 @@ class PostgresLog:
             if event_id is not None:
                 seen[event_id] = position
         if fresh:
-            await conn.execute(
-                "INSERT INTO eventlog.events (position, event_id, key, value) "
-                "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[], $4::bytea[])",
-                [start + n for n in range(len(fresh))],
-                [ids[i] for i in fresh],
-                [keys[i] for i in fresh],
-                [values[i] for i in fresh],
+            await conn.copy_records_to_table(  # binary COPY: no per-element array checks
+                "events",
+                schema_name="eventlog",
+                columns=["position", "event_id", "key", "value"],
+                records=[(start + n, ids[i], keys[i], values[i]) for n, i in enumerate(fresh)],
             )
             await conn.execute(
                 "UPDATE eventlog.head SET next_position = $1 WHERE one", start + len(fresh)

@@ -193,7 +193,7 @@ async def test_batch_gives_a_result_per_item_and_rejects_only_bad_ones(api: Api)
 
 async def test_oversized_requests_are_refused_before_parsing(api: Api) -> None:
     db = await api.database()
-    many = {"items": [{} for _ in range(1001)]}
+    many: dict[str, list[dict[str, object]]] = {"items": [{} for _ in range(1001)]}
     too_many = await api.client.post(f"/v1/databases/{db}/profiles:batch", json=many)
     assert too_many.status_code == 413
     assert too_many.headers["content-type"] == "application/problem+json"

@@ -125,3 +125,15 @@ def test_setting_a_located_field_by_hand_makes_it_manual_R21() -> None:
     assert state is not None
     assert state.fields["reg_country"] == "FR"
     assert state.located == frozenset()
+
+
+def test_apply_marks_profiles_without_a_stored_row_as_new_R4() -> None:
+    other = uuid.UUID(int=8)
+    stored = fold_all(None, [imported(other, 0)])
+    assert stored is not None
+    changes = apply(
+        Loaded({other: stored}),
+        [imported(PID, 1), imported(other, 2, created=False, custom={"a": 1})],
+    )
+    assert set(changes.upserts) == {PID, other}
+    assert changes.new == {PID}  # inserted by COPY; `other` is merged into its row
