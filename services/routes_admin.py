@@ -55,12 +55,14 @@ async def create_database(body: CreateDatabaseRequest, request: Request, _: auth
     """Create a database of profiles (R1); its id is part of every profile path."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
-        try:
-            event = await structure.create(conn, body.database_id, body.name)
-        except ValidationError as taken:
-            return problem(409, "Database exists", errors=field_errors(taken.violations))
+        async with conn.transaction():  # the database and its event commit together
+            try:
+                event = await structure.create(conn, body.database_id, body.name)
+            except ValidationError as taken:
+                return problem(409, "Database exists", errors=field_errors(taken.violations))
+            staged = await rt.log.stage(conn, [event])
         state = await structure.load(conn, body.database_id)
-    positions = await rt.log.append([event])
+    positions = await rt.log.publish(staged)
     assert state is not None
     return _with_token(_view(state), consistency.token(positions), 201)
 
@@ -81,8 +83,9 @@ async def add_field(database_id: str, body: FieldSpec, request: Request, _: auth
         if state is None:
             return problem(404, "Database not found")
         event = await structure.add_field(conn, state, definition)
+        staged = await rt.log.stage(conn, [event])
         state = await structure.load(conn, database_id)
-    positions = await rt.log.append([event])
+    positions = await rt.log.publish(staged)
     assert state is not None
     return _with_token(_view(state), consistency.token(positions), 201)
 
@@ -95,8 +98,9 @@ async def remove_field(database_id: str, name: str, request: Request, _: auth.Ad
         if state is None:
             return problem(404, "Database not found")
         event = await structure.remove_field(conn, state, name)
+        staged = await rt.log.stage(conn, [event])
         state = await structure.load(conn, database_id)
-    positions = await rt.log.append([event])
+    positions = await rt.log.publish(staged)
     assert state is not None
     return _with_token(_view(state), consistency.token(positions), 200)
 

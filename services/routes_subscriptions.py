@@ -140,7 +140,7 @@ async def create_resource(body: ResourceRequest, request: Request, _: auth.Admin
         body.opt_in,
     )
     rt = runtime(request)
-    async with rt.pool.acquire() as conn:
+    async with rt.pool.acquire() as conn, conn.transaction():  # the resource and its event
         try:
             event = await resources.create(conn, resource)
         except ValidationError as bad:
@@ -148,7 +148,8 @@ async def create_resource(body: ResourceRequest, request: Request, _: auth.Admin
             if taken:
                 return problem(409, "Resource exists", errors=field_errors(bad.violations))
             raise
-    positions = await rt.log.append([event])
+        staged = await rt.log.stage(conn, [event])
+    positions = await rt.log.publish(staged)
     return _resource_response(resource, consistency.token(positions), 201)
 
 
@@ -184,7 +185,8 @@ async def patch_resource(
             body.opt_in or current.opt_in,
         )
         event = await resources.update(conn, resource)
-    positions = await rt.log.append([event])
+        staged = await rt.log.stage(conn, [event])
+    positions = await rt.log.publish(staged)
     return _resource_response(resource, consistency.token(positions), 200)
 
 

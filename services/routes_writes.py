@@ -143,7 +143,7 @@ async def update_profile(
 ) -> Any:
     """Set, unset, increment, add or remove tags, change contacts (R3, R6)."""
     rt = runtime(request)
-    async with rt.pool.acquire() as conn:
+    async with rt.pool.acquire() as conn, conn.transaction():  # claims and event as one
         database_id = await identity.profile_database(conn, profile_id)
         database = await structure.load(conn, database_id) if database_id else None
         if database is None:
@@ -159,17 +159,19 @@ async def update_profile(
             await identity.release(
                 conn, profile_id, ["email"] if update.email_removed else [], update.phones_remove
             )
-    data = ProfileUpdatedData(
-        set=update.set, unset=update.unset, custom_set=update.custom_set,
-        custom_unset=update.custom_unset, increment=update.increment, tags_add=update.tags_add,
-        tags_remove=update.tags_remove, email=update.email, email_removed=update.email_removed,
-        phones_add=update.phones_add, phones_remove=update.phones_remove,
-    )  # fmt: skip
-    event = ProfileUpdated(
-        id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
-        database_id=database.database_id, data=data,
-    )  # fmt: skip
-    positions = await rt.log.append([event])
+        data = ProfileUpdatedData(
+            set=update.set, unset=update.unset, custom_set=update.custom_set,
+            custom_unset=update.custom_unset, increment=update.increment,
+            tags_add=update.tags_add, tags_remove=update.tags_remove, email=update.email,
+            email_removed=update.email_removed, phones_add=update.phones_add,
+            phones_remove=update.phones_remove,
+        )  # fmt: skip
+        event = ProfileUpdated(
+            id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+            database_id=database.database_id, data=data,
+        )  # fmt: skip
+        staged = await rt.log.stage(conn, [event])
+    positions = await rt.log.publish(staged)
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
 
@@ -178,17 +180,19 @@ async def set_status(
 ) -> Any:
     """Change the global status (R7); hard_bounced also suppresses the address (R8)."""
     rt = runtime(request)
-    async with rt.pool.acquire() as conn:
+    async with rt.pool.acquire() as conn, conn.transaction():  # suppression and event as one
         database_id = await identity.profile_database(conn, profile_id)
         if database_id is None:
             return problem(404, "Profile not found")
         if body.status == "hard_bounced":
             await identity.suppress(conn, profile_id)
-    event = ProfileStatusChanged(
-        id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
-        database_id=database_id, data=ProfileStatusChangedData(status=body.status, cause="api"),
-    )  # fmt: skip
-    positions = await rt.log.append([event])
+        event = ProfileStatusChanged(
+            id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+            database_id=database_id,
+            data=ProfileStatusChangedData(status=body.status, cause="api"),
+        )  # fmt: skip
+        staged = await rt.log.stage(conn, [event])
+    positions = await rt.log.publish(staged)
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
 
@@ -196,14 +200,17 @@ async def delete_profile(profile_id: UUID, request: Request, _: auth.Deleter) ->
     """Delete a profile from every read model and free its identities (R26)."""
     rt = runtime(request)
     now = datetime.now(UTC)
-    async with rt.pool.acquire() as conn:
+    # one transaction: a crash after freeing the identities but before the event would leave
+    # a profile the read models show and a retry could no longer find (404)
+    async with rt.pool.acquire() as conn, conn.transaction():
         database_id = await identity.forget(conn, profile_id, now)
-    if database_id is None:
-        return problem(404, "Profile not found")
-    event = ProfileDeleted(
-        id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id, database_id=database_id
-    )
-    positions = await rt.log.append([event])
+        if database_id is None:
+            return problem(404, "Profile not found")
+        event = ProfileDeleted(
+            id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id, database_id=database_id
+        )
+        staged = await rt.log.stage(conn, [event])
+    positions = await rt.log.publish(staged)
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
 

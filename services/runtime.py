@@ -87,6 +87,7 @@ async def open_runtime(settings: Settings) -> Runtime:
             settings.kafka_bootstrap,
             topic=settings.events_topic,
             partitions=settings.kafka_partitions,
+            pool=pool,
         )
         if settings.kafka_bootstrap
         else PostgresLog(pool, topic=settings.events_topic)

@@ -53,7 +53,7 @@ from domain.subscriptions import (
     validate_custom_channel_fields,
 )
 from services import identity, resources
-from services.eventlog.port import EventLog, Position
+from services.eventlog.port import EventLog, Position, Staged
 
 SOURCE = "/v1/subscriptions"
 
@@ -183,7 +183,8 @@ class Subscriptions:
                 consent=new.consent,
             )
             events.append(SubscriptionAdded(**_env(profile_id, database_id, now), data=added))
-            positions = await self._commit(conn, profile_id, subs, events)
+            staged = await self._commit(conn, profile_id, subs, events)
+        positions = await self.log.publish(staged)
         victim = placement.victim.sub_id if placement.victim else None
         return Outcome(sub_id, events, positions, victim, placement.priority, status)
 
@@ -193,7 +194,8 @@ class Subscriptions:
             resource = await resources.load(conn, sub.resource_id)
             env = _env(profile_id, database_id, datetime.now(UTC))
             events = _changes(resource, sub, change, env)
-            positions = await self._commit(conn, profile_id, subs, events) if events else []
+            staged = await self._commit(conn, profile_id, subs, events) if events else Staged()
+        positions = await self.log.publish(staged)
         return Outcome(sub_id, events, positions, status=change.status)
 
     async def delete(self, profile_id: UUID, sub_id: UUID) -> Outcome:
@@ -207,7 +209,8 @@ class Subscriptions:
                     sub_id=sub_id, resource_id=sub.resource_id, channel=sub.channel
                 ),
             )
-            positions = await self._commit(conn, profile_id, subs, [event])
+            staged = await self._commit(conn, profile_id, subs, [event])
+        positions = await self.log.publish(staged)
         return Outcome(sub_id, [event], positions)
 
     async def react_many(
@@ -252,7 +255,8 @@ class Subscriptions:
                     [(p, [_plain(s) for s in lists[p]]) for p in sorted(changed)],
                 )
             events: list[Event] = [e for done in moved for _, e in done]
-            positions = await self.log.append(events, within=conn) if events else []
+            staged = await self.log.stage(conn, events)
+        positions = await self.log.publish(staged)
         where = {e.id: [at] for e, at in zip(events, positions, strict=True)}
         outcomes = [
             [Outcome(sub_id, [e], where[e.id], status=e.data.status) for sub_id, e in done]
@@ -276,16 +280,17 @@ class Subscriptions:
         profile_id: UUID,
         subs: Sequence[Subscription],
         events: list[Event],
-    ) -> list[Position]:
+    ) -> Staged:
         after = fold(subs, events).subscriptions
         await conn.execute(
             "UPDATE ingest.subscription_lists SET subscriptions = $2 WHERE profile_id = $1",
             profile_id,
             [_plain(s) for s in after],
         )
-        # still under the row lock: the log gets this profile's events in decision order; the
-        # PostgreSQL log joins this transaction, so the list and its events commit as one
-        return await self.log.append(events, within=conn)
+        # still under the row lock: the log gets this profile's events in decision order, and
+        # they commit or roll back with the list (the PostgreSQL log joins this transaction,
+        # Kafka's outbox row is written in it)
+        return await self.log.stage(conn, events)
 
 
 def _checked(

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Sequence
 
 import asyncpg
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
-from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
+from services.eventlog.outbox import Outbox, Record
+from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
+
+log = structlog.get_logger(__name__)
 
 
 class KafkaLog:
@@ -23,11 +28,23 @@ class KafkaLog:
 
     unique_ids = False  # an append retried by its caller is a second record: readers dedupe
 
-    def __init__(self, bootstrap: str, topic: str = CANONICAL_TOPIC, partitions: int = 4) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str = CANONICAL_TOPIC,
+        partitions: int = 4,
+        *,
+        pool: asyncpg.Pool | None = None,
+        sweep_every: float = 2.0,
+    ) -> None:
         self._bootstrap = bootstrap
         self.topic = topic
         self._partitions = partitions
         self._producer: AIOKafkaProducer | None = None
+        # without a pool the log only appends (benchmarks, tools); `stage` needs the outbox
+        self._outbox = Outbox(pool, topic, self._send) if pool is not None else None
+        self._sweep_every = sweep_every
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await ensure_topic(self._bootstrap, self.topic, self._partitions)
@@ -39,19 +56,46 @@ class KafkaLog:
             max_batch_size=256 * 1024,
         )
         await self._producer.start()
+        if self._outbox is not None:
+            await self._outbox.install()
+            self._sweeper = asyncio.create_task(self._sweep(self._outbox))
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
 
-    async def append(
-        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
-    ) -> list[Position]:
-        # `within` is ignored: a Kafka append cannot join a PostgreSQL transaction
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
         encoded = [as_encoded(e) for e in events]
-        records = [(str(e.subject).encode(), e.value, e.headers()) for e in encoded]
+        return await self._send([(str(e.subject).encode(), e.value, e.headers()) for e in encoded])
+
+    async def stage(
+        self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
+    ) -> Staged:
+        return Staged(outbox=tuple(await self._require_outbox().put(conn, _encoded(events))))
+
+    async def publish(self, staged: Staged) -> list[Position]:
+        if not staged.outbox:
+            return list(staged.positions)
+        return await self._require_outbox().flush(staged.outbox)
+
+    async def _send(self, records: Sequence[Record]) -> list[Position]:
         return await send_batched(self._require_producer(), self.topic, records)
+
+    async def _sweep(self, outbox: Outbox) -> None:
+        """Publish what a writer committed but did not publish (it died in between)."""
+        while True:
+            await asyncio.sleep(self._sweep_every)
+            try:
+                if await outbox.pending(older_than=self._sweep_every):
+                    await outbox.flush()
+            except (OSError, asyncpg.PostgresError, KafkaError) as exc:  # the next round retries
+                log.warning("outbox.sweep_failed", error=type(exc).__name__)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
         meta = await self._require_producer().send_and_wait(self.topic, value, key=key)
@@ -76,13 +120,19 @@ class KafkaLog:
     def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:
         return KafkaLogConsumer(self._bootstrap, self.topic, group, on_assign)
 
+    def _require_outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("this KafkaLog has no PostgreSQL pool for its outbox")
+        return self._outbox
+
     def _require_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise RuntimeError("KafkaLog.start() was not awaited")
         return self._producer
 
 
-Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+def _encoded(events: Sequence[Event | EncodedEvent]) -> list[EncodedEvent]:
+    return [as_encoded(e) for e in events]
 
 
 async def send_batched(

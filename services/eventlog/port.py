@@ -20,6 +20,14 @@ class Position:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """Events a transaction staged: where they are (or will be, once `publish` ran)."""
+
+    positions: tuple[Position, ...] = ()  # known at once: the log joined the transaction
+    outbox: tuple[int, ...] = ()  # rows of the outbox, published after the commit
+
+
+@dataclass(frozen=True)
 class LogRecord:
     """One record as read from the log: raw bytes, decoded by the consumer's owner."""
 
@@ -53,14 +61,22 @@ class EventLog(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(
-        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
-    ) -> list[Position]:
-        """Append in order; `within`: a connection whose open transaction the append joins.
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+        """Append in order, on its own: for events no write-model change depends on."""
+        ...
 
-        The PostgreSQL log joins it, so the caller's own writes and the events commit or roll
-        back together. Kafka cannot share a PostgreSQL transaction and appends on its own.
+    async def stage(
+        self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
+    ) -> Staged:
+        """Stage events in the open transaction of `conn`: they commit or roll back with it.
+
+        The PostgreSQL log appends them on that connection; Kafka, which cannot join a
+        PostgreSQL transaction, puts them in its outbox. Call `publish` after the commit.
         """
+        ...
+
+    async def publish(self, staged: Staged) -> list[Position]:
+        """After the commit: the staged events on the log, and where each one is."""
         ...
 
     async def append_raw(self, key: bytes, value: bytes) -> Position: ...

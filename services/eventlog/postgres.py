@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
-from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource
+from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
 
 _CHANNEL = "eventlog_append"
 _SCHEMA = """
@@ -48,17 +48,29 @@ class PostgresLog:
     async def stop(self) -> None:
         return None
 
-    async def append(
-        self, events: Sequence[Event | EncodedEvent], *, within: asyncpg.Connection | None = None
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._append_encoded(conn, events)
+
+    async def stage(
+        self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
+    ) -> Staged:
+        # the caller's transaction: its writes and these events commit or roll back as one
+        return Staged(positions=tuple(await self._append_encoded(conn, events)) if events else ())
+
+    async def publish(self, staged: Staged) -> list[Position]:
+        return list(staged.positions)
+
+    async def _append_encoded(
+        self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
     ) -> list[Position]:
         encoded = [as_encoded(e) for e in events]
-        ids = [e.id for e in encoded]
-        keys = [str(e.subject).encode() for e in encoded]
-        values = [e.value for e in encoded]
-        if within is not None:  # the caller's transaction: its writes and these events are one
-            return await self._append_on(within, ids, keys, values)
-        async with self._pool.acquire() as conn, conn.transaction():
-            return await self._append_on(conn, ids, keys, values)
+        return await self._append_on(
+            conn,
+            [e.id for e in encoded],
+            [str(e.subject).encode() for e in encoded],
+            [e.value for e in encoded],
+        )
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -35,6 +35,22 @@ async def drain(consumer: LogConsumer, count: int, within: float = 30.0) -> list
     return got
 
 
+async def _of_key(
+    log: EventLog, pid: uuid.UUID, count: int, within: float = 30.0
+) -> list[LogRecord]:
+    """Records of one profile from the start of the log, once `count` arrived or time ran out."""
+    consumer = log.consumer(f"g-{uuid.uuid4().hex}", starting_at())
+    await consumer.start()
+    got: list[LogRecord] = []
+    try:
+        deadline = time.monotonic() + within
+        while len(got) < count and time.monotonic() < deadline:
+            got += [r for r in await consumer.poll(1000, 0.2) if r.key == str(pid).encode()]
+    finally:
+        await consumer.stop()
+    return got
+
+
 def starting_at(positions: dict[int, int] | None = None):  # type: ignore[no-untyped-def]
     async def on_assign(partitions: Sequence[int]) -> dict[int, int]:
         return {p: (positions or {}).get(p, 0) for p in partitions}
@@ -86,6 +102,49 @@ class EventLogContract:
         finally:
             await consumer.stop()
         assert [at.get((p.partition, p.offset)) for p in positions] == [e.id for e in events]
+
+    async def test_staged_events_reach_the_log_with_their_commit(
+        self, log: EventLog, pool: asyncpg.Pool
+    ) -> None:
+        """A write and its events in one transaction; `publish` says where each one landed."""
+        pid = uuid.uuid4()
+        events = [imported(pid, i) for i in range(5)]
+        async with pool.acquire() as conn, conn.transaction():
+            staged = await log.stage(conn, events)
+        positions = await log.publish(staged)
+        records = await _of_key(log, pid, 5)
+        assert [decode(r.value).id for r in records] == [e.id for e in events]
+        assert [(r.partition, r.offset) for r in records] == [
+            (p.partition, p.offset) for p in positions
+        ]
+
+    async def test_staged_events_of_a_rolled_back_write_never_reach_the_log(
+        self, log: EventLog, pool: asyncpg.Pool
+    ) -> None:
+        pid = uuid.uuid4()
+        lost = imported(pid, 0)
+        async with pool.acquire() as conn:
+            failing = conn.transaction()
+            await failing.start()
+            await log.stage(conn, [lost])
+            await failing.rollback()  # the write failed after staging its events
+            async with conn.transaction():
+                staged = await log.stage(conn, [imported(pid, 1)])
+        await log.publish(staged)
+        records = await _of_key(log, pid, 2, within=3.0)
+        assert lost.id not in {decode(r.value).id for r in records}
+        assert len(records) == 1
+
+    async def test_events_committed_but_never_published_still_reach_the_log(
+        self, log: EventLog, pool: asyncpg.Pool
+    ) -> None:
+        """The writer dies between its commit and `publish`: its events are not lost."""
+        pid = uuid.uuid4()
+        events = [imported(pid, i) for i in range(3)]
+        async with pool.acquire() as conn, conn.transaction():
+            await log.stage(conn, events)
+        records = await _of_key(log, pid, 3)  # Kafka: the outbox sweep publishes them
+        assert [decode(r.value).id for r in records] == [e.id for e in events]
 
     async def test_ends_are_one_past_the_last_append_of_each_partition(self, log: EventLog) -> None:
         positions = await log.append([imported(uuid.uuid4(), i) for i in range(12)])
@@ -233,8 +292,14 @@ class TestPostgresLog(EventLogContract):
 @pytest.mark.postgres
 class TestKafkaLog(EventLogContract):
     @pytest.fixture
-    async def log(self, kafka_bootstrap: str) -> AsyncIterator[EventLog]:
-        log = KafkaLog(kafka_bootstrap, topic=f"test.events.{uuid.uuid4().hex}", partitions=3)
+    async def log(self, kafka_bootstrap: str, pool: asyncpg.Pool) -> AsyncIterator[EventLog]:
+        log = KafkaLog(
+            kafka_bootstrap,
+            topic=f"test.events.{uuid.uuid4().hex}",
+            partitions=3,
+            pool=pool,
+            sweep_every=0.5,
+        )
         await log.start()
         yield log
         await log.stop()

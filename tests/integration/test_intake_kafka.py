@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from contracts import EncodedEvent, Event
 from contracts.intake import ProfileRef, PublicEvent
 from services.eventlog.kafka import ensure_topic
-from services.eventlog.port import EventLog, LogConsumer, Position, SeekSource
+from services.eventlog.port import EventLog, LogConsumer, Position, SeekSource, Staged
 from services.intake_processor import IntakeProcessor
 from services.publisher import Publisher, partition_key
 from tests.api import Api
@@ -197,16 +197,20 @@ class Meddling:
     async def stop(self) -> None:
         await self._log.stop()
 
-    async def append(
-        self, events: Sequence[Event | EncodedEvent], *, within: Any = None
-    ) -> list[Position]:
+    async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
         if self._failures:
             self._failures -= 1
             raise ConnectionRefusedError("the database is away")
-        positions = await self._log.append(events, within=within)
+        positions = await self._log.append(events)
         if self._stop is not None:
             self._stop.set()
         return positions
+
+    async def stage(self, conn: Any, events: Sequence[Event | EncodedEvent]) -> Staged:
+        return await self._log.stage(conn, events)
+
+    async def publish(self, staged: Staged) -> list[Position]:
+        return await self._log.publish(staged)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:
         return await self._log.append_raw(key, value)

@@ -450,8 +450,8 @@ class _CrashAfterAppend:
         self.topic = log.topic
         self.unique_ids = True
 
-    async def append(self, events: Any, *, within: Any = None) -> Any:
-        await self._log.append(events, within=within)
+    async def stage(self, conn: Any, events: Any) -> Any:
+        await self._log.stage(conn, events)
         raise RuntimeError("crash between the append and the commit")
 
 
