@@ -13,7 +13,7 @@ import codecs
 import csv
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 from uuid import UUID
@@ -278,12 +278,19 @@ def _ndjson_chunks(f: IO[bytes], start: int, first_row: int) -> Iterator[_Chunk]
 
 def _json_item(line: bytes) -> ImportItem | list[Violation]:
     try:
-        return item_from_request(ImportProfileRequest.model_validate_json(line))
+        body = ImportProfileRequest.model_validate_json(line)
     except BodyError as error:
         return [
             Violation(".".join(str(p) for p in e["loc"]) or "line", e["type"], None)
             for e in error.errors(include_url=False)
         ]
+    given = body.model_fields_set  # a line's own geo and mode only when it says so: else the
+    # job's (a file import is "file" mode and locates only when asked, R21), not the API's
+    return replace(
+        item_from_request(body),
+        locate=body.geo if "geo" in given else None,
+        mode=body.mode if "mode" in given else None,
+    )
 
 
 def _decoded(f: IO[bytes], start: int, offset: list[int]) -> Iterator[str]:

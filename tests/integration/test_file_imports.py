@@ -92,6 +92,29 @@ async def test_ndjson_import_uses_the_api_shape(api: Api) -> None:
     assert job["errors"][0]["errors"][0]["rule"] == "enum_option"
 
 
+async def test_ndjson_lines_take_the_jobs_mode_and_geo_unless_they_say_otherwise_R21(
+    api: Api,
+) -> None:
+    """An NDJSON line has the API's shape, not its defaults: "file" mode, no geo unless asked."""
+    db = await api.database()
+    lines = [
+        {"email": "nd1@example.com", "fields": {"reg_ip": "81.2.69.142"}},
+        {"email": "nd2@example.com", "fields": {"reg_ip": "81.2.69.142"}, "geo": True},
+        {"email": "nd3@example.com", "mode": "push"},
+    ]
+    content = b"\n".join(orjson.dumps(line) for line in lines) + b"\n"
+    job = await _finished(api, db, await _upload(api, db, content, "application/x-ndjson"))
+    assert (job["created"], job["rejected"]) == (3, 0)
+    token = job["consistency_token"]
+    first = (await api.read(f"/v1/databases/{db}/profiles/by-email/nd1@example.com", token)).json()
+    assert first["import_mode"] == "file"
+    assert first["tabs"]["reg"] == {"reg_ip": "81.2.69.142"}  # not located: the job said no
+    second = (await api.read(f"/v1/databases/{db}/profiles/by-email/nd2@example.com", token)).json()
+    assert second["tabs"]["reg"]["reg_city"] == "London"  # the line asked for it
+    third = (await api.read(f"/v1/databases/{db}/profiles/by-email/nd3@example.com", token)).json()
+    assert third["import_mode"] == "push"
+
+
 async def test_file_geo_is_opt_in_R21(api: Api) -> None:
     db = await api.database()
     content = b"email,reg_ip\ng1@example.com,81.2.69.142\n"
