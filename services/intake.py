@@ -128,6 +128,7 @@ def _reaction(profile_id: UUID, event_type: str, data: dict[str, Any]) -> Reacti
         sub_id=None if sub_id is None else UUID(str(sub_id)),
         resource_id=data.get("resource_id"),
         channel=data.get("channel"),
+        ip=data.get("ip"),
     )
 
 

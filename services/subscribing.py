@@ -107,6 +107,7 @@ class Reaction:
     sub_id: UUID | None = None
     resource_id: str | None = None
     channel: str | None = None
+    ip: str | None = None  # where the click came from, for the consent ledger
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,7 @@ class Subscriptions:
                 done: list[tuple[UUID, SubscriptionStatusChanged]] = []
                 for sub in targets:
                     assert database_id is not None
-                    event = await _reaction(
-                        conn, r.profile_id, database_id, sub, r.action, r.detail
-                    )
+                    event = await _reaction(conn, database_id, sub, r)
                     if event is not None:
                         done.append((sub.sub_id, event))
                 if done:
@@ -430,27 +429,22 @@ def _bounce_without_list(r: Reaction, targets: Sequence[Subscription]) -> bool:
 
 
 async def _reaction(
-    conn: asyncpg.Connection,
-    profile_id: UUID,
-    database_id: str,
-    sub: Subscription,
-    action: CampaignAction,
-    detail: str | None,
+    conn: asyncpg.Connection, database_id: str, sub: Subscription, r: Reaction
 ) -> SubscriptionStatusChanged | None:
     """The status change a campaign action makes on one subscription, or None (R9, R20, R8)."""
-    status = status_after(sub.status, action)
-    if action == "hard_bounce" and sub.channel == "email":
-        await identity.suppress_address(conn, sub.contact, profile_id)  # R8
+    status = status_after(sub.status, r.action)
+    if r.action == "hard_bounce" and sub.channel == "email":
+        await identity.suppress_address(conn, sub.contact, r.profile_id)  # R8
     if status is None:
         return None
     return SubscriptionStatusChanged(
-        **_env(profile_id, database_id, datetime.now(UTC)),
+        **_env(r.profile_id, database_id, datetime.now(UTC)),
         data=SubscriptionStatusChangedData(
             sub_id=sub.sub_id,
             resource_id=sub.resource_id,
             channel=sub.channel,
             status=status,
-            consent=Consent(how="campaign", detail=detail or action),
+            consent=Consent(how="campaign", ip=r.ip, detail=r.detail or r.action),
         ),
     )
 

@@ -350,6 +350,44 @@ async def test_actions_without_sub_id_move_the_resource_channel_they_name_R20_R8
     assert (await api.client.get("/v1/suppressions/nosub@example.com")).status_code == 404
 
 
+async def test_unsubscribing_in_one_resource_leaves_another_intact_R11(api: Api) -> None:
+    """The same address in two resources: unsubscribed in one (by the API, then by a link
+    click), still subscribed, and still the recipient, in the other."""
+    db = await api.database()
+    one, two, three = [await _resource(api, db) for _ in range(3)]
+    pid = await _profile(api, db)
+    subs = [
+        await _subscribe(api, pid, resource_id=r, channel="email", contact="both@example.com")
+        for r in (one, two, three)
+    ]
+    patched = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{subs[0]['sub_id']}", json={"status": "unsubscribed"}
+    )
+    assert patched.status_code == 200, patched.text
+    clicked = await _sent_to(
+        api,
+        [("campaign.unsubscribe_clicked", pid, {"sub_id": subs[2]["sub_id"], "ip": "192.0.2.7"})],
+    )
+    listed = await _list(api, pid, clicked["consistency_token"])
+    assert {s["sub_id"]: s["status"] for s in listed} == {
+        subs[0]["sub_id"]: "unsubscribed",
+        subs[1]["sub_id"]: "subscribed",
+        subs[2]["sub_id"]: "unsubscribed",
+    }
+    for rid, expected in ((one, None), (two, "both@example.com"), (three, None)):
+        got = await api.client.get(
+            f"/v1/resources/{rid}/recipient", params={"profile_id": pid, "channel": "email"}
+        )
+        assert got.json().get("contact") == expected, (rid, got.json())
+    # the consent ledger keeps how and from where the click came (issue 4: source IP if known)
+    ledger = next(s for s in listed if s["sub_id"] == subs[2]["sub_id"])["history"]
+    assert (ledger[-1]["how"], ledger[-1]["ip"], ledger[-1]["status"]) == (
+        "campaign",
+        "192.0.2.7",
+        "unsubscribed",
+    )
+
+
 async def test_an_email_bounce_naming_no_list_still_suppresses_the_address_R8(api: Api) -> None:
     db = await api.database()
     pid = await _profile(api, db, email="bounced.only@example.com")
