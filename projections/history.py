@@ -15,7 +15,7 @@ import asyncpg
 
 from contracts import Event
 from domain.history import entry
-from projections import bulk
+from projections import bulk, plain
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     gone = [e.subject for e in events if e.type == "profile.deleted"]
     if gone:
         await conn.execute("DELETE FROM history WHERE profile_id = ANY($1::uuid[])", gone)
+
+
+async def raw(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
+    """The whole timeline of a profile, oldest first, for a personal data export (R27)."""
+    rows = await conn.fetch(
+        "SELECT * FROM history WHERE profile_id = $1 ORDER BY at, seq", profile_id
+    )
+    return [plain.row(r) for r in rows]
 
 
 async def read(

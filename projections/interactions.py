@@ -106,13 +106,27 @@ def _statement(e: Any) -> tuple[str, tuple[Any, ...]]:
 
 
 async def _forget(conn: asyncpg.Connection, gone: list[UUID]) -> None:
-    for table in ("segment_members", "scenario_runs", "promo_codes", "orders"):
+    for table in _TABLES[:-1]:  # relations: both sides, below
         await conn.execute(f"DELETE FROM {table} WHERE profile_id = ANY($1::uuid[])", gone)
     await conn.execute(
         "DELETE FROM relations WHERE profile_id = ANY($1::uuid[]) "
         "OR other_profile_id = ANY($1::uuid[])",
         gone,
     )
+
+
+_TABLES = ("segment_members", "scenario_runs", "promo_codes", "orders", "relations")
+
+
+async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, list[dict[str, object]]]:
+    """Every interaction and data row of a profile, by table, for a data export (R27)."""
+    return {
+        table: [
+            plain.row(r)
+            for r in await conn.fetch(f"SELECT * FROM {table} WHERE profile_id = $1", profile_id)
+        ]
+        for table in _TABLES
+    }
 
 
 _LISTS = {

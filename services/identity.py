@@ -19,6 +19,7 @@ import asyncpg
 
 from domain.errors import Violation
 from domain.identity import md5_id, xxh_id
+from projections import plain
 
 RefKind = Literal["profile_id", "md5_id", "xxh_id"]
 Key = tuple[str, str]  # (kind, value): ("email", …), ("phone", …), ("field:<name>", …)
@@ -224,6 +225,20 @@ def _uuid(text: str) -> UUID | None:
         return UUID(text)
     except ValueError:
         return None
+
+
+async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, list[dict[str, object]]]:
+    """The ingest side's rows of a profile (registry, identities, suppressed addresses), R27."""
+    tables = {
+        "profiles": "SELECT * FROM ingest.profiles WHERE profile_id = $1",
+        "identities": "SELECT * FROM ingest.identities WHERE profile_id = $1 ORDER BY kind, value",
+        "suppressions": "SELECT * FROM ingest.suppressions WHERE profile_id = $1 OR email IN "
+        "(SELECT value FROM ingest.identities WHERE profile_id = $1 AND kind = 'email')",
+    }
+    return {
+        name: [plain.row(r) for r in await conn.fetch(sql, profile_id)]
+        for name, sql in tables.items()
+    }
 
 
 async def profile_database(conn: asyncpg.Connection, profile_id: UUID) -> str | None:

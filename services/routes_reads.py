@@ -26,7 +26,7 @@ from domain.history import KINDS
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
 from projections import history, interactions, profiles, subscriptions
-from services import auth
+from services import auth, identity
 from services.http_common import ProblemResponse, caught_up, problem, runtime
 
 Token = Annotated[str | None, Header(alias="Consistency-Token")]
@@ -119,18 +119,18 @@ async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> 
         state = await profiles.get(conn, profile_id)
         if state is None:
             return problem(404, "Profile not found")
-        stored = await profiles.raw(conn, profile_id)
-        subs = await subscriptions.raw(conn, profile_id)
-        ledger = await subscriptions.raw_ledger(conn, profile_id)
-    document = {
-        "exported_at": datetime.now(UTC).isoformat(),
-        "profile": view(state).model_dump(mode="json"),
-        "read_models": {
-            "profiles": stored,
-            "subscriptions": subs,
-            "subscription_ledger": ledger,
-        },
-    }
+        document = {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "profile": view(state).model_dump(mode="json"),
+            "read_models": {
+                "profiles": await profiles.raw(conn, profile_id),
+                "subscriptions": await subscriptions.raw(conn, profile_id),
+                "subscription_ledger": await subscriptions.raw_ledger(conn, profile_id),
+                "history": await history.raw(conn, profile_id),
+                **await interactions.raw(conn, profile_id),
+            },
+            "ingest": await identity.raw(conn, profile_id),
+        }
     return JSONResponse(
         document,
         headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},

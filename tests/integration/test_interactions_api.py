@@ -132,3 +132,39 @@ async def test_relations_are_seen_from_both_sides_and_go_with_a_deleted_profile_
     deleted = await api.client.delete(f"/v1/profiles/{bob}")
     after = await _list(api, alice, "relations", deleted.json()["consistency_token"])
     assert after == []
+
+
+async def test_export_holds_every_read_model_and_ingest_row_of_the_profile_R27(api: Api) -> None:
+    """R27: the timeline, interactions, data and identities are in the one document too."""
+    _, me, _ = await new_profile(api, email="export.me@example.com", phones=["+4930777001"])
+    _, other, _ = await new_profile(api)
+    ref = {"profile_id": me}
+    posted = await post(
+        api,
+        public("segment.entered", ref, segment_id="vip", manual=True),
+        public("scenario.entered", ref, scenario_id="welcome"),
+        public("promo_code.attached", ref, code="SPRING10", promo_id="spring"),
+        public("order.recorded", ref, order_id="o-1", status="paid", currency="EUR", total=5.0),
+        public("relation.added", ref, relation_type="friend", other_profile_id=other),
+        public("campaign.hard_bounced", ref, campaign_id="c1"),
+    )
+    await api.read(f"/v1/profiles/{me}/orders", posted["consistency_token"])
+    document = (await api.client.get(f"/v1/profiles/{me}/export")).json()
+    models = document["read_models"]
+    assert [r["segment_id"] for r in models["segment_members"]] == ["vip"]
+    assert [r["scenario_id"] for r in models["scenario_runs"]] == ["welcome"]
+    assert [r["code"] for r in models["promo_codes"]] == ["SPRING10"]
+    assert [r["order_id"] for r in models["orders"]] == ["o-1"]
+    assert [(r["other_profile_id"], r["direction"]) for r in models["relations"]] == [
+        (other, "out")
+    ]
+    kinds = [h["type"] for h in models["history"]]  # the whole timeline, oldest first
+    assert kinds[0] == "profile.imported"
+    assert {"segment.entered", "order.recorded", "campaign.hard_bounced"} <= set(kinds)
+    ingest = document["ingest"]
+    assert [p["profile_id"] for p in ingest["profiles"]] == [me]
+    assert {(i["kind"], i["value"]) for i in ingest["identities"]} == {
+        ("email", "export.me@example.com"),
+        ("phone", "+4930777001"),
+    }
+    assert [s["email"] for s in ingest["suppressions"]] == ["export.me@example.com"]  # R8
