@@ -361,7 +361,7 @@ class RecipientView(_Body):
     reason: str | None = Field(
         default=None,
         description="global_status, no_subscription, no_sendable_subscription, "
-        "category_unsubscribed, or profile_not_found.",
+        "category_unsubscribed, address_suppressed (R8), or profile_not_found.",
     )
     detail: str | None = None
 

@@ -16,7 +16,7 @@ Contacts and standard channel fields (R17) are checked and put in canonical form
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -133,7 +133,11 @@ class NoRecipient:
     """Why no subscription receives the message."""
 
     reason: Literal[
-        "global_status", "no_subscription", "no_sendable_subscription", "category_unsubscribed"
+        "global_status",
+        "no_subscription",
+        "no_sendable_subscription",
+        "category_unsubscribed",
+        "address_suppressed",
     ]
     detail: str
 
@@ -144,8 +148,10 @@ def recipient(
     resource_id: str,
     channel: str,
     category: str | None,
+    suppressed: Collection[str] = (),
 ) -> Subscription | NoRecipient:
-    """The subscription a message of the resource and channel goes to (R7, R12, R16)."""
+    """The subscription a message of the resource and channel goes to (R7, R12, R16); an email
+    address on the suppression list (`suppressed`) is never one (R8), whatever its status."""
     if global_status != "subscribed":
         return NoRecipient("global_status", f"the profile is {global_status}")
     own = [
@@ -154,6 +160,10 @@ def recipient(
     if not own:
         return NoRecipient("no_subscription", f"no subscription to {resource_id}/{channel}")
     ready = [s for s in own if sendable(global_status, s, category)]
+    allowed = [s for s in ready if not (s.channel == "email" and s.contact in suppressed)]
+    if ready and not allowed:
+        return NoRecipient("address_suppressed", "every sendable address is suppressed (R8)")
+    ready = allowed
     if not ready:
         if category is not None and any(sendable(global_status, s, None) for s in own):
             return NoRecipient("category_unsubscribed", f"not subscribed to {category}")

@@ -283,6 +283,19 @@ async def suppressed(conn: asyncpg.Connection, emails: Sequence[str]) -> set[str
     return {r["email"] for r in rows}
 
 
+async def suppressed_profiles(conn: asyncpg.Connection, ids: Sequence[UUID]) -> set[UUID]:
+    """The given profiles whose email is on the global suppression list (R8)."""
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT i.profile_id FROM ingest.identities i "
+        "JOIN ingest.suppressions s ON s.email = i.value "
+        "WHERE i.kind = 'email' AND i.profile_id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return {r["profile_id"] for r in rows}
+
+
 async def suppress(conn: asyncpg.Connection, profile_id: UUID) -> bool:
     """Put the profile's email on the global suppression list (R8); False when it has none."""
     email = await conn.fetchval(

@@ -126,13 +126,20 @@ class Importer:
             blocked = await identity.suppressed(conn, emails)
             claims = [identity.Claim(p.keys, p.ref) for _, p in accepted]
             resolutions = await identity.resolve(conn, database_id, claims)
+            # R8 also for an import that names the profile but not its (suppressed) address
+            matched = [
+                r.profile_id
+                for (_, p), r in zip(accepted, resolutions, strict=True)
+                if isinstance(r, identity.Resolved) and not r.created and not p.email
+            ]
+            blocked_profiles = await identity.suppressed_profiles(conn, matched)
         now = datetime.now(UTC)
         events = []
         for (index, ready), resolution in zip(accepted, resolutions, strict=True):
             if not isinstance(resolution, identity.Resolved):
                 outcomes[index] = ItemOutcome(index, violations=tuple(resolution))
                 continue
-            suppressed = ready.email in blocked
+            suppressed = ready.email in blocked or resolution.profile_id in blocked_profiles
             event_id = ids[index] if ids is not None else uuid.uuid4()
             here = locate if ready.locate is None else ready.locate
             events.append(

@@ -30,7 +30,7 @@ from domain.resources import FieldSpec, Resource, define_resource
 from domain.subscriptions import NoRecipient, recipient
 from projections import profiles
 from projections import subscriptions as read
-from services import auth, consistency, resources
+from services import auth, consistency, identity, resources
 from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
 from services.intake import Intake
 from services.subscribing import (
@@ -313,8 +313,15 @@ async def who_receives(
         if profile is None:
             return _with(base, reason="profile_not_found", detail="no such profile")
         stored = (await read.load(conn, [profile_id])).get(profile_id, [])
+        addresses = [s.subscription.contact for s in stored if s.subscription.channel == "email"]
+        suppressed = await identity.suppressed(conn, addresses)  # R8
     chosen = recipient(
-        profile.status, [s.subscription for s in stored], resource_id, channel, category
+        profile.status,
+        [s.subscription for s in stored],
+        resource_id,
+        channel,
+        category,
+        suppressed,
     )
     if isinstance(chosen, NoRecipient):
         return _with(base, reason=chosen.reason, detail=chosen.detail)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
 
 from contracts import (
+    Event,
     ProfileDeleted,
     ProfileStatusChanged,
     ProfileStatusChangedData,
@@ -25,6 +26,7 @@ from contracts.api import (
     BatchImportRequest,
     BatchImportResponse,
     BatchItemResult,
+    FieldError,
     ImportProfileRequest,
     ImportProfileResponse,
     Problem,
@@ -166,11 +168,18 @@ async def update_profile(
             email_removed=update.email_removed, phones_add=update.phones_add,
             phones_remove=update.phones_remove,
         )  # fmt: skip
-        event = ProfileUpdated(
-            id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+        now = datetime.now(UTC)
+        events: list[Event] = [ProfileUpdated(
+            id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id,
             database_id=database.database_id, data=data,
-        )  # fmt: skip
-        staged = await rt.log.stage(conn, [event])
+        )]  # fmt: skip
+        if update.email and await identity.suppressed(conn, [update.email]):
+            events.append(ProfileStatusChanged(  # R8: a suppressed address is never sendable
+                id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id,
+                database_id=database.database_id,
+                data=ProfileStatusChangedData(status="hard_bounced", cause="suppression"),
+            ))  # fmt: skip
+        staged = await rt.log.stage(conn, events)
     positions = await rt.log.publish(staged)
     return WriteResponse(profile_id=profile_id, consistency_token=consistency.token(positions))
 
@@ -186,6 +195,14 @@ async def set_status(
             return problem(404, "Profile not found")
         if body.status == "hard_bounced":
             await identity.suppress(conn, profile_id)
+        elif body.status == "subscribed" and await identity.suppressed_profiles(conn, [profile_id]):
+            return problem(  # R8: only removing the address from the list makes it sendable
+                409,
+                "Address suppressed",
+                detail="The profile's email is on the suppression list: remove it first "
+                "(DELETE /v1/suppressions/{email}).",
+                errors=[FieldError(field="status", rule="address_suppressed", value=body.status)],
+            )
         event = ProfileStatusChanged(
             id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
             database_id=database_id,

@@ -278,6 +278,39 @@ async def test_status_change_and_the_suppression_list_R7_R8(api: Api) -> None:
     assert bad.status_code == 422
 
 
+async def test_no_path_but_removal_makes_a_suppressed_address_sendable_R8(api: Api) -> None:
+    """Not an import naming the profile without its address, not a status change, not moving
+    another profile onto the address: only DELETE /v1/suppressions/{email}."""
+    db = await api.database()
+    made = await _import(api, db, email="stuck@example.com")
+    pid = made["profile_id"]
+    put = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "hard_bounced"})
+    await api.read(f"/v1/profiles/{pid}", put.json()["consistency_token"])
+    by_id = await _import(api, db, expect=200, profile_id=pid, status="subscribed")
+    assert by_id["suppressed"] is True
+    got = await api.read(f"/v1/profiles/{pid}", by_id["consistency_token"])
+    assert got.json()["status"] == "hard_bounced"
+    refused = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "subscribed"})
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["rule"] == "address_suppressed"
+    # the address stays on the list when its profile moves to another one, and whoever
+    # takes it next is not sendable either
+    moved = await api.client.patch(f"/v1/profiles/{pid}", json={"email": "moved@example.com"})
+    assert moved.status_code == 200, moved.text
+    third = await _import(api, db, email="third@example.com")
+    onto = await api.client.patch(
+        f"/v1/profiles/{third['profile_id']}", json={"email": "stuck@example.com"}
+    )
+    assert onto.status_code == 200, onto.text
+    now = await api.read(f"/v1/profiles/{third['profile_id']}", onto.json()["consistency_token"])
+    assert now.json()["status"] == "hard_bounced"
+    assert (await api.client.delete("/v1/suppressions/stuck@example.com")).status_code == 204
+    allowed = await api.client.put(
+        f"/v1/profiles/{third['profile_id']}/status", json={"status": "subscribed"}
+    )
+    assert allowed.status_code == 200
+
+
 async def test_delete_removes_the_profile_and_frees_its_identities_R26(api: Api) -> None:
     db = await api.database()
     made = await _import(api, db, email="gone@example.com", phones=["+4930999999"])

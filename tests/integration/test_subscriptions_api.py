@@ -295,6 +295,10 @@ async def test_campaign_actions_touch_only_their_subscription_R20_R11(api: Api) 
         c["sub_id"]: "unsubscribed",
     }
     assert (await api.client.get("/v1/suppressions/hb@example.com")).status_code == 204  # R8
+    who = await api.client.get(  # b stays subscribed (R11), but its address is suppressed (R8)
+        f"/v1/resources/{two}/recipient", params={"profile_id": pid, "channel": "email"}
+    )
+    assert who.json()["reason"] == "address_suppressed"
     complaint = await _events(api, [("campaign.complained", pid, b["sub_id"])])
     assert complaint["results"][0]["subscription_status"] == "complainer"
     history = await _list(api, pid, complaint["consistency_token"])

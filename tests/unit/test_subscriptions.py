@@ -10,6 +10,7 @@ import itertools
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 from uuid import UUID
@@ -350,6 +351,19 @@ def test_recipient_without_a_subscription_R12() -> None:
         result = recipient("subscribed", subs, "r1", "email", None)
         assert isinstance(result, NoRecipient)
         assert result.reason == "no_subscription"
+
+
+def test_recipient_skips_a_suppressed_address_and_says_so_R8() -> None:
+    best = replace(sub(priority=0), contact="gone@example.com")
+    second = replace(sub(priority=1), contact="ok@example.com")
+    assert recipient("subscribed", [best, second], "r1", "email", None, {"gone@example.com"}) == (
+        second
+    )
+    alone = recipient("subscribed", [best], "r1", "email", None, {"gone@example.com"})
+    assert isinstance(alone, NoRecipient)
+    assert alone.reason == "address_suppressed"
+    sms = replace(sub("r1", "sms"), contact="gone@example.com")  # only email addresses
+    assert recipient("subscribed", [sms], "r1", "sms", None, {"gone@example.com"}) == sms
 
 
 def test_recipient_highest_priority_wins_R12() -> None:
