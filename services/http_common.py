@@ -8,6 +8,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticError
 
 from contracts.api import FieldError, Problem
 from domain.errors import ValidationError, Violation
@@ -64,6 +65,18 @@ async def invalid_request(_: Request, exc: Exception) -> ProblemResponse:
         for e in exc.errors()
     ]
     return problem(422, "Invalid request", errors=errors)
+
+
+def body_errors(error: PydanticError, prefix: str = "") -> list[FieldError]:
+    """A pydantic validation error as problem-document errors, field paths under `prefix`."""
+    return [
+        FieldError(
+            field=".".join([*([prefix] if prefix else []), *(str(p) for p in e["loc"])]) or "body",
+            rule=e["type"],
+            value=_safe(e.get("input")),
+        )
+        for e in error.errors(include_url=False)
+    ]
 
 
 async def invalid_domain(_: Request, exc: Exception) -> ProblemResponse:

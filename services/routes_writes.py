@@ -34,10 +34,10 @@ from contracts.api import (
     UpdateProfileRequest,
     WriteResponse,
 )
-from domain.imports import RefKind
+from domain.imports import ImportItem, RefKind
 from domain.updates import UpdateItem, prepare_update
 from services import auth, consistency, identity, structure
-from services.http_common import field_errors, invalid_request, problem, runtime
+from services.http_common import body_errors, field_errors, invalid_request, problem, runtime
 from services.imports import DatabaseNotFoundError, ItemOutcome, item_from_request
 
 SOURCE = "/v1/profiles"
@@ -115,22 +115,32 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
     if isinstance(items, list) and len(items) > MAX_BATCH_ITEMS:
         detail = f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}."
         return problem(413, "Too many items", detail)
-    try:
-        body = BatchImportRequest.model_validate(document)
+    try:  # the envelope as a whole; each item on its own below
+        BatchImportRequest.model_validate({**document, "items": []} if items else document)
     except BodyError as error:
         return await invalid_request(request, _as_request_error(error))
+    assert isinstance(items, list)
+    good: list[tuple[int, ImportItem]] = []
+    bad: list[BatchItemResult] = []
+    for index, raw in enumerate(items):
+        try:
+            good.append((index, item_from_request(ImportProfileRequest.model_validate(raw))))
+        except BodyError as error:  # this item only: the others go on
+            errors = tuple(body_errors(error, f"items.{index}"))
+            bad.append(BatchItemResult(index=index, outcome="rejected", errors=errors))
     rt = runtime(request)
     try:
         result = await rt.importer.run(
             database_id,
-            [item_from_request(i) for i in body.items],
+            [item for _, item in good],
             "api",  # each item may say otherwise (`mode`, `geo`)
             locate=True,
             source=SOURCE,
         )
     except DatabaseNotFoundError:
         return problem(404, "Database not found")
-    results = tuple(_result(o) for o in result.outcomes)
+    checked = [_result(o, good[o.index][0]) for o in result.outcomes]
+    results = tuple(sorted([*checked, *bad], key=lambda r: r.index))
     return BatchImportResponse(
         results=results,
         created=sum(r.outcome == "created" for r in results),
@@ -254,15 +264,15 @@ def _rejected(outcome: ItemOutcome) -> Any:
     return problem(422, "Invalid request", errors=errors)
 
 
-def _result(outcome: ItemOutcome) -> BatchItemResult:
+def _result(outcome: ItemOutcome, index: int) -> BatchItemResult:
     if outcome.violations:
         return BatchItemResult(
-            index=outcome.index,
+            index=index,
             outcome="rejected",
             errors=tuple(field_errors(outcome.violations)),
         )
     return BatchItemResult(
-        index=outcome.index,
+        index=index,
         outcome="created" if outcome.created else "updated",
         profile_id=outcome.profile_id,
         suppressed=outcome.suppressed,

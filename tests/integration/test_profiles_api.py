@@ -191,6 +191,42 @@ async def test_batch_gives_a_result_per_item_and_rejects_only_bad_ones(api: Api)
     assert got.json()["custom"] == {"visits": 3}
 
 
+async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> None:
+    """API.md: one bad item does not reject the others, whatever is wrong with it."""
+    db = await api.database()
+    items: list[object] = [
+        {"email": "shape1@example.com"},
+        {"status": "asleep"},  # not one of the seven
+        {"nickname": "x"},  # not a key of an item
+        {"profile_id": "not-a-uuid"},
+        "not an object",
+        {"email": "shape2@example.com", "phones": ["+4930111222"]},
+    ]
+    response = await api.client.post(f"/v1/databases/{db}/profiles:batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["index"] for r in body["results"]] == list(range(6))
+    assert [r["outcome"] for r in body["results"]] == [
+        "created", "rejected", "rejected", "rejected", "rejected", "created",
+    ]  # fmt: skip
+    assert body["results"][1]["errors"][0]["field"] == "items.1.status"
+    assert body["results"][2]["errors"][0] == {
+        "field": "items.2.nickname",
+        "rule": "extra_forbidden",
+        "value": "x",
+    }
+    assert body["results"][3]["errors"][0]["field"] == "items.3.profile_id"
+    assert (body["created"], body["updated"], body["rejected"]) == (2, 0, 4)
+    got = await api.read(
+        f"/v1/profiles/{body['results'][5]['profile_id']}", body["consistency_token"]
+    )
+    assert got.json()["phones"] == ["+4930111222"]
+    envelope = await api.client.post(
+        f"/v1/databases/{db}/profiles:batch", json={"items": [], "extra": 1}
+    )
+    assert envelope.status_code == 422  # the envelope itself is still checked as a whole
+
+
 async def test_oversized_requests_are_refused_before_parsing(api: Api) -> None:
     db = await api.database()
     many: dict[str, list[dict[str, object]]] = {"items": [{} for _ in range(1001)]}
