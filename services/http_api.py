@@ -23,7 +23,7 @@ from services import (
     routes_writes,
 )
 from services.body_limit import BodyLimit
-from services.http_common import invalid_domain, invalid_request
+from services.http_common import document_bodies, invalid_domain, invalid_request
 from services.import_worker import ImportWorker
 from services.projector import Projector
 from services.runtime import open_runtime
@@ -74,6 +74,7 @@ def create_app(
     app.add_exception_handler(ValidationError, invalid_domain)
     app.add_exception_handler(auth.AuthError, auth.auth_error_handler)
     app.add_api_route("/asyncapi.json", asyncapi.document, methods=["GET"], tags=["docs"])
+    document_bodies(app)
     if ingest:
         app.include_router(routes_admin.router())
         app.include_router(routes_writes.router())

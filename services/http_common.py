@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from contracts.api import FieldError, Problem
@@ -67,6 +69,34 @@ async def invalid_request(_: Request, exc: Exception) -> ProblemResponse:
     return problem(422, "Invalid request", errors=errors)
 
 
+# Schemas of bodies that routes read themselves (to check each item on its own): they are not
+# in FastAPI's components unless put there; `document_bodies` does, when the app builds its doc.
+_BODY_SCHEMAS: dict[str, Any] = {}
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` declaring `model` as the JSON body of a route that reads it itself."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    _BODY_SCHEMAS.update(schema.pop("$defs", {}))
+    _BODY_SCHEMAS[model.__name__] = schema
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def document_bodies(app: FastAPI) -> None:
+    """Add the bodies of `request_body` routes to the app's OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in _BODY_SCHEMAS.items():
+            schemas.setdefault(name, schema)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def body_errors(error: PydanticError, prefix: str = "") -> list[FieldError]:
     """A pydantic validation error as problem-document errors, field paths under `prefix`."""
     return [
@@ -76,6 +106,22 @@ def body_errors(error: PydanticError, prefix: str = "") -> list[FieldError]:
             value=_safe(e.get("input")),
         )
         for e in error.errors(include_url=False)
+    ]
+
+
+class _ItemResult(Protocol):
+    @property
+    def index(self) -> int: ...
+    @property
+    def errors(self) -> tuple[FieldError, ...]: ...
+
+
+def every_error(collection: str, results: Sequence[_ItemResult]) -> list[FieldError]:
+    """The errors of every item, each named by its place in the request (`events.3.type`)."""
+    return [
+        e.model_copy(update={"field": f"{collection}.{r.index}.{e.field}"})
+        for r in results
+        for e in r.errors
     ]
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as BodyError
 
 from contracts import Consent
 from contracts.api import (
+    MAX_BATCH_ITEMS,
     ChannelFieldBody,
     EventResult,
     EventsRequest,
@@ -25,13 +28,23 @@ from contracts.api import (
     SubscriptionView,
     SubscriptionWriteResponse,
 )
+from contracts.intake import PublicEvent
 from domain.errors import ValidationError
 from domain.resources import FieldSpec, Resource, define_resource
 from domain.subscriptions import NoRecipient, recipient
 from projections import profiles
 from projections import subscriptions as read
 from services import auth, consistency, identity, resources
-from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
+from services.http_common import (
+    ProblemResponse,
+    body_errors,
+    caught_up,
+    every_error,
+    field_errors,
+    problem,
+    request_body,
+    runtime,
+)
 from services.intake import Intake
 from services.subscribing import (
     Change,
@@ -97,6 +110,7 @@ def write_router() -> APIRouter:
         response_model=EventsResponse,
         responses={422: {"model": Problem}},
         tags=["events"],
+        openapi_extra=request_body(EventsRequest),
     )
     r.add_api_route(
         "/profiles/{profile_id}/subscriptions/{sub_id}",
@@ -241,21 +255,59 @@ async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Write
     return _write_response(outcome, 200)
 
 
-async def post_events(body: EventsRequest, request: Request, _: auth.Writer) -> Any:
-    """Events of upstream services (R18): checked, resolved, located and appended."""
+async def post_events(request: Request, _: auth.Writer) -> Any:
+    """Events of upstream services (R18): checked, resolved, located and appended.
+
+    Each event is checked on its own: a bad one (unknown type, wrong shape, broken data, no
+    such profile) is rejected with its errors and the others go on. When every event of the
+    request is rejected, nothing was done: the answer is a 422 problem document naming each
+    error (`events.N.…`), as for any other write.
+    """
+    try:
+        document = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return problem(422, "Invalid request", "The body is not JSON.")
+    raw = document.get("events") if isinstance(document, dict) else None
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or len(raw) > MAX_BATCH_ITEMS
+        or set(document) != {"events"}
+    ):
+        try:  # the envelope is wrong: say how, as the schema does
+            EventsRequest.model_validate(document)
+        except BodyError as error:
+            return problem(422, "Invalid request", errors=body_errors(error))
+    assert isinstance(raw, list)
+    parsed: list[tuple[int, PublicEvent]] = []
+    refused: list[EventResult] = []
+    for index, item in enumerate(raw):
+        try:
+            parsed.append((index, PublicEvent.model_validate(item)))
+        except BodyError as error:
+            errors = tuple(body_errors(error))
+            refused.append(EventResult(index=index, outcome="rejected", errors=errors))
     rt = runtime(request)
-    outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept(body.events)
-    results = tuple(
-        EventResult(
-            index=o.index,
-            outcome=o.outcome,
-            profile_id=o.profile_id,
-            subscription_status=o.status,
-            errors=tuple(field_errors(o.violations)),
-        )
-        for o in outcomes
+    outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept([e for _, e in parsed])
+    results = sorted(
+        [
+            *refused,
+            *(
+                EventResult(
+                    index=parsed[o.index][0],
+                    outcome=o.outcome,
+                    profile_id=o.profile_id,
+                    subscription_status=o.status,
+                    errors=tuple(field_errors(o.violations)),
+                )
+                for o in outcomes
+            ),
+        ],
+        key=lambda r: r.index,
     )
-    return EventsResponse(results=results, consistency_token=consistency.token(positions))
+    if all(r.outcome == "rejected" for r in results):  # nothing was done: a plain 422
+        return problem(422, "Invalid request", errors=every_error("events", results))
+    return EventsResponse(results=tuple(results), consistency_token=consistency.token(positions))
 
 
 async def list_subscriptions(

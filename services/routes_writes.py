@@ -37,17 +37,18 @@ from contracts.api import (
 from domain.imports import ImportItem, RefKind
 from domain.updates import UpdateItem, prepare_update
 from services import auth, consistency, identity, structure
-from services.http_common import body_errors, field_errors, invalid_request, problem, runtime
+from services.http_common import (
+    body_errors,
+    every_error,
+    field_errors,
+    invalid_request,
+    problem,
+    request_body,
+    runtime,
+)
 from services.imports import DatabaseNotFoundError, ItemOutcome, item_from_request
 
 SOURCE = "/v1/profiles"
-# The batch route reads its body itself (to count items before validating them), so it declares
-# the schema by hand; ImportProfileRequest is in the components through the single import route.
-_SCHEMA = BatchImportRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-_SCHEMA.pop("$defs", None)
-_BATCH_BODY = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEMA}}}
-}
 
 
 def router() -> APIRouter:
@@ -61,7 +62,7 @@ def router() -> APIRouter:
         "/databases/{database_id}/profiles:batch", import_batch, methods=["POST"],
         response_model=BatchImportResponse,
         responses={404: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
-        openapi_extra=_BATCH_BODY,
+        openapi_extra=request_body(BatchImportRequest),  # read by the route itself
     )  # fmt: skip
     r.add_api_route(
         "/profiles/{profile_id}", update_profile, methods=["PATCH"],
@@ -126,7 +127,7 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
         try:
             good.append((index, item_from_request(ImportProfileRequest.model_validate(raw))))
         except BodyError as error:  # this item only: the others go on
-            errors = tuple(body_errors(error, f"items.{index}"))
+            errors = tuple(body_errors(error))
             bad.append(BatchItemResult(index=index, outcome="rejected", errors=errors))
     rt = runtime(request)
     try:
@@ -141,6 +142,8 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
         return problem(404, "Database not found")
     checked = [_result(o, good[o.index][0]) for o in result.outcomes]
     results = tuple(sorted([*checked, *bad], key=lambda r: r.index))
+    if all(r.outcome == "rejected" for r in results):  # nothing was written: a plain 422
+        return problem(422, "Invalid request", errors=every_error("items", results))
     return BatchImportResponse(
         results=results,
         created=sum(r.outcome == "created" for r in results),

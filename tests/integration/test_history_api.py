@@ -136,6 +136,41 @@ async def test_profiles_are_found_by_any_identifier_R5_R6(api: Api) -> None:
     assert unresolvable.status_code == 422  # email without a database
 
 
+async def test_a_bad_event_is_rejected_alone_and_a_request_of_only_bad_ones_is_a_422_R18(
+    api: Api,
+) -> None:
+    """Issue 5, bad input over HTTP: unknown type, wrong shape, broken data, no such profile."""
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    unknown = public("campaign.teleported", ref, campaign_id="c")
+    shapeless = {**public("trigger.sent", ref, trigger_id="t"), "colour": "red"}
+    broken = public("trigger.sent", ref, trigger_id="")
+    nobody = public("trigger.sent", {"profile_id": str(uuid.uuid4())}, trigger_id="t")
+    good = public("trigger.sent", ref, trigger_id="kept")
+    mixed = await post(api, unknown, shapeless, good, broken, nobody)
+    assert [r["outcome"] for r in mixed["results"]] == [
+        "rejected", "rejected", "accepted", "rejected", "rejected",
+    ]  # fmt: skip
+    assert mixed["results"][0]["errors"][0]["field"] == "type"
+    assert mixed["results"][1]["errors"][0] == {
+        "field": "colour", "rule": "extra_forbidden", "value": "red",
+    }  # fmt: skip
+    page = await history(api, pid, mixed["consistency_token"], kind="trigger")
+    assert [e["summary"]["trigger_id"] for e in page["entries"]] == ["kept"]
+    alone = await api.client.post("/v1/events", json={"events": [unknown]})
+    assert alone.status_code == 422
+    assert alone.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in alone.json()["errors"]] == ["events.0.type"]
+    all_bad = await api.client.post("/v1/events", json={"events": [broken, nobody]})
+    assert all_bad.status_code == 422
+    assert [(e["field"], e["rule"]) for e in all_bad.json()["errors"]] == [
+        ("events.0.data.trigger_id", "string_too_short"),
+        ("events.1.profile", "profile_not_found"),
+    ]
+    again = await history(api, pid, mixed["consistency_token"], kind="trigger")
+    assert len(again["entries"]) == 1  # nothing of the refused requests was appended
+
+
 async def test_opens_clicks_and_pixels_set_the_latest_action_location_R21(api: Api) -> None:
     _, pid, _ = await new_profile(api, fields={"city": "Manual City"})
     posted = await post(

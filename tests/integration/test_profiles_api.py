@@ -209,13 +209,13 @@ async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> 
     assert [r["outcome"] for r in body["results"]] == [
         "created", "rejected", "rejected", "rejected", "rejected", "created",
     ]  # fmt: skip
-    assert body["results"][1]["errors"][0]["field"] == "items.1.status"
+    assert body["results"][1]["errors"][0]["field"] == "status"
     assert body["results"][2]["errors"][0] == {
-        "field": "items.2.nickname",
+        "field": "nickname",
         "rule": "extra_forbidden",
         "value": "x",
     }
-    assert body["results"][3]["errors"][0]["field"] == "items.3.profile_id"
+    assert body["results"][3]["errors"][0]["field"] == "profile_id"
     assert (body["created"], body["updated"], body["rejected"]) == (2, 0, 4)
     got = await api.read(
         f"/v1/profiles/{body['results'][5]['profile_id']}", body["consistency_token"]
@@ -225,6 +225,15 @@ async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> 
         f"/v1/databases/{db}/profiles:batch", json={"items": [], "extra": 1}
     )
     assert envelope.status_code == 422  # the envelope itself is still checked as a whole
+    nothing = await api.client.post(
+        f"/v1/databases/{db}/profiles:batch",
+        json={"items": [{"status": "asleep"}, {"email": "not-an-email"}]},
+    )
+    assert nothing.status_code == 422  # nothing written: a problem document naming each error
+    assert [(e["field"], e["rule"]) for e in nothing.json()["errors"]] == [
+        ("items.0.status", "literal_error"),
+        ("items.1.email", "email_syntax"),
+    ]
 
 
 async def test_oversized_requests_are_refused_before_parsing(api: Api) -> None:
