@@ -84,6 +84,12 @@ class PublicEvent(BaseModel):
     source: str = Field(min_length=1, max_length=200)
     time: AwareDatetime | None = Field(default=None, description="When; default: on arrival.")
     profile: ProfileRef
+    schema_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The version of `data` the publisher wrote; absent: the current one. A "
+        "version this service does not know is refused (`unsupported_version`).",
+    )
     data: dict[str, JsonValue] = Field(default_factory=dict)
 
     def data_class(self) -> Any:

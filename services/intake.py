@@ -133,6 +133,11 @@ def _reaction(profile_id: UUID, event_type: str, data: dict[str, Any]) -> Reacti
 
 
 def _data(public: PublicEvent, live: set[UUID]) -> dict[str, Any]:
+    current = CURRENT_VERSIONS[public.type]
+    if public.schema_version not in (None, current):
+        raise ValidationError(
+            [Violation("schema_version", "unsupported_version", public.schema_version)]
+        )
     try:
         data = public.data_class().model_validate(public.data)
     except DataError as error:

@@ -161,6 +161,10 @@ async def test_a_bad_event_is_rejected_alone_and_a_request_of_only_bad_ones_is_a
     assert alone.status_code == 422
     assert alone.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in alone.json()["errors"]] == ["events.0.type"]
+    later = {**good, "id": str(uuid.uuid4()), "schema_version": 9}  # a version we do not know
+    versioned = await api.client.post("/v1/events", json={"events": [later]})
+    assert versioned.status_code == 422
+    assert versioned.json()["errors"][0]["rule"] == "unsupported_version"
     all_bad = await api.client.post("/v1/events", json={"events": [broken, nobody]})
     assert all_bad.status_code == 422
     assert [(e["field"], e["rule"]) for e in all_bad.json()["errors"]] == [

@@ -138,6 +138,9 @@ async def test_published_events_land_in_the_timeline_once_and_bad_ones_in_the_dl
                "profile": {"profile_id": pid}, "data": {}}  # fmt: skip
     broken = opened(by_id)  # campaign.opened without its campaign_id
     lost = opened(nobody, campaign_id="lost")
+    future = opened(by_id, campaign_id="v9").model_copy(update={"schema_version": 9})
+    anonymous = {"id": str(uuid.uuid4()), "type": "campaign.opened", "source": "/tests/kafka",
+                 "data": {"campaign_id": "who"}}  # fmt: skip
     async with Publisher(kafka_bootstrap, topic=topics[0]) as publisher:
         for event in (opened(by_id, campaign_id="by-id"), opened(by_email, campaign_id="by-email")):
             await publisher.publish(event)
@@ -145,40 +148,51 @@ async def test_published_events_land_in_the_timeline_once_and_bad_ones_in_the_dl
         await publisher.publish(twice)
         await publisher.publish(broken)
         await publisher.publish(lost)
-    raw = {"not-json": b"{not json", "unknown-type": json.dumps(unknown).encode()}
+        await publisher.publish(future)
+    raw = {
+        "not-json": b"{not json",
+        "unknown-type": json.dumps(unknown).encode(),
+        "no-profile": json.dumps(anonymous).encode(),
+    }
     await send_raw(kafka_bootstrap, topics[0], *((k.encode(), v) for k, v in raw.items()))
 
     proc = processor(api, kafka_bootstrap, topics, f"intake.{uuid.uuid4().hex}")
     with capture_logs() as logs:
         async with running(proc, asyncio.Event()) as task:
-            await until(task, lambda: proc.stats.accepted + proc.stats.dead >= 8)
-    assert (proc.stats.accepted, proc.stats.dead) == (4, 4)
+            await until(task, lambda: proc.stats.accepted + proc.stats.dead >= 10)
+    assert (proc.stats.accepted, proc.stats.dead) == (4, 6)
 
     assert Counter(await campaigns(api, db, pid)) == {"by-id": 1, "by-email": 1, "twice": 1}
 
-    dead = {r.key: r for r in await read_all(kafka_bootstrap, topics[1])}
-    assert len(dead) == 4
-    reasons = {
-        b"not-json": "invalid event: message: json_invalid",
-        b"unknown-type": "invalid event: type: literal_error",
-        partition_key(broken.profile): "rejected: data.campaign_id: missing",
-        partition_key(lost.profile): "rejected: profile: profile_not_found",
+    dead = await read_all(kafka_bootstrap, topics[1])
+    assert len(dead) == 6
+    expected = {
+        (b"not-json", "invalid event: message: json_invalid", raw["not-json"]),
+        (b"unknown-type", "invalid event: type: literal_error", raw["unknown-type"]),
+        (b"no-profile", "invalid event: profile: missing", raw["no-profile"]),
+        (
+            partition_key(broken.profile),
+            "rejected: data.campaign_id: missing",
+            broken.model_dump_json().encode(),
+        ),
+        (
+            partition_key(future.profile),
+            "rejected: schema_version: unsupported_version",
+            future.model_dump_json().encode(),
+        ),
+        (
+            partition_key(lost.profile),
+            "rejected: profile: profile_not_found",
+            lost.model_dump_json().encode(),
+        ),
     }
-    assert {key: header(r, "dlq_reason") for key, r in dead.items()} == reasons
-    originals = {
-        b"not-json": raw["not-json"],
-        b"unknown-type": raw["unknown-type"],
-        partition_key(broken.profile): broken.model_dump_json().encode(),
-        partition_key(lost.profile): lost.model_dump_json().encode(),
-    }
-    assert {key: r.value for key, r in dead.items()} == originals  # the bytes as published
-    sources = {
-        (header(r, "dlq_source_partition"), header(r, "dlq_source_offset")) for r in dead.values()
-    }
-    assert len(sources) == 4
-    assert {header(r, "dlq_source_topic") for r in dead.values()} == {topics[0]}
+    # each with its reason and the bytes as published
+    assert {(r.key, header(r, "dlq_reason"), r.value) for r in dead} == expected
+    sources = {(header(r, "dlq_source_partition"), header(r, "dlq_source_offset")) for r in dead}
+    assert len(sources) == 6
+    assert {header(r, "dlq_source_topic") for r in dead} == {topics[0]}
     # neither the DLQ's keys and reasons nor the logs carry the email (personal data)
-    assert "nobody" not in repr(logs) + repr([r.headers for r in dead.values()])
+    assert "nobody" not in repr(logs) + repr([r.headers for r in dead])
     assert [e for e in logs if e["event"] == "intake.dead_letter"]
 
 
