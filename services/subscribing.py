@@ -346,26 +346,28 @@ def _changes(
     if violations:
         raise ValidationError(violations)
     where = {"resource_id": sub.resource_id, "channel": sub.channel}  # for the timeline (R18)
+    # every event its own id: they share the envelope, and a log keeps one event per id
+    env = {k: v for k, v in env.items() if k != "id"}
     if change.status is not None and change.status != sub.status:
         data = SubscriptionStatusChangedData(
             sub_id=sub.sub_id, status=change.status, consent=change.consent, **where
         )
-        events.append(SubscriptionStatusChanged(**env, data=data))
+        events.append(SubscriptionStatusChanged(**env, id=uuid.uuid4(), data=data))
     if change.priority is not None and change.priority != sub.priority:
         data_p = SubscriptionPriorityChangedData(
             sub_id=sub.sub_id, priority=change.priority, **where
         )
-        events.append(SubscriptionPriorityChanged(**env, data=data_p))
+        events.append(SubscriptionPriorityChanged(**env, id=uuid.uuid4(), data=data_p))
     if change.categories:
         data_c = SubscriptionCategoriesChangedData(
             sub_id=sub.sub_id, categories=change.categories, consent=change.consent, **where
         )
-        events.append(SubscriptionCategoriesChanged(**env, data=data_c))
+        events.append(SubscriptionCategoriesChanged(**env, id=uuid.uuid4(), data=data_c))
     if fields or custom:
         data_f = SubscriptionFieldsChangedData(
             sub_id=sub.sub_id, fields=fields, custom=custom, **where
         )
-        events.append(SubscriptionFieldsChanged(**env, data=data_f))
+        events.append(SubscriptionFieldsChanged(**env, id=uuid.uuid4(), data=data_f))
     return events
 
 

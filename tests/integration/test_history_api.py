@@ -189,6 +189,27 @@ async def test_opens_clicks_and_pixels_set_the_latest_action_location_R21(api: A
     assert page["entries"][0]["summary"]["location"]["country"] == "GB"
 
 
+async def test_a_click_and_then_a_pixel_hit_each_move_the_latest_action_location_R21(
+    api: Api,
+) -> None:
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    clicked = await post(api, public("campaign.clicked", ref, campaign_id="c", ip="192.0.2.10"))
+    got = await api.read(f"/v1/profiles/{pid}", clicked["consistency_token"])
+    assert (got.json()["tabs"]["tracked"]["city"], got.json()["tabs"]["tracked"]["latest_ip"]) == (
+        "Berlin",
+        "192.0.2.10",
+    )
+    hit = await post(api, public("pixel.hit", ref, goal="buy", ip="203.0.113.99"))
+    got = await api.read(f"/v1/profiles/{pid}", hit["consistency_token"])
+    assert got.json()["tabs"]["tracked"]["city"] == "Tokyo"
+    page = await history(api, pid, hit["consistency_token"], kind="pixel")
+    assert page["entries"][0]["summary"]["location"]["country"] == "JP"
+    sent = await post(api, public("campaign.sent", ref, campaign_id="c", ip="198.51.100.7"))
+    got = await api.read(f"/v1/profiles/{pid}", sent["consistency_token"])
+    assert got.json()["tabs"]["tracked"]["city"] == "Tokyo"  # a send is not the person's action
+
+
 async def test_deleting_a_profile_deletes_its_history_R26(api: Api) -> None:
     _, pid, _ = await new_profile(api)
     await post(api, public("segment.entered", {"profile_id": pid}, segment_id="s"))

@@ -484,6 +484,66 @@ async def test_timeline_names_resource_and_channel_of_subscription_events_R18(ap
     assert entries[0]["summary"]["status"] == "unsubscribed"
 
 
+async def test_evictions_and_status_changes_have_their_own_timeline_kinds_R18_R14(
+    api: Api,
+) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    for n in range(21):  # the 21st of one (resource, channel) evicts one (R14)
+        last = await _subscribe(
+            api, pid, resource_id=rid, channel="email", contact=f"e{n}@example.com"
+        )
+    assert last["evicted"] is not None
+    status = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "suspended"})
+    token = status.json()["consistency_token"]
+    evictions = (await api.read(f"/v1/profiles/{pid}/history?kind=eviction", token)).json()
+    assert [e["type"] for e in evictions["entries"]] == ["subscription.evicted"]
+    assert evictions["entries"][0]["summary"]["sub_id"] == last["evicted"]
+    assert evictions["entries"][0]["summary"]["scope"] == "resource_channel"
+    statuses = (await api.read(f"/v1/profiles/{pid}/history?kind=status", token)).json()
+    assert [(e["type"], e["summary"]["status"]) for e in statuses["entries"]] == [
+        ("profile.status_changed", "suspended")
+    ]
+
+
+async def test_priority_and_channel_fields_change_by_patch_and_bad_values_change_nothing_R12_R17(
+    api: Api,
+) -> None:
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    made = await _subscribe(api, pid, resource_id=rid, channel="email", contact="p@example.com")
+    path = f"/v1/profiles/{pid}/subscriptions/{made['sub_id']}"
+    # one PATCH, three parts: three events, each with its own id (they once shared one, and the
+    # log, which keeps one event per id, kept only the first)
+    changed = await api.client.patch(
+        path, json={"priority": 7, "fields": {"device_type": "desktop"}, "custom": {"tier": "gold"}}
+    )
+    assert changed.status_code == 200, changed.text
+    (sub,) = await _list(api, pid, changed.json()["consistency_token"])
+    assert sub["priority"] == 7
+    assert sub["fields"]["device_type"] == "desktop"
+    assert sub["custom"] == {"tier": "gold"}
+    for bad, rule in (
+        ({"fields": {"device_type": "toaster"}}, None),
+        ({"custom": {"tier": "bronze"}}, "enum_option"),
+        ({"categories": {"nope": True}}, None),
+    ):
+        refused = await api.client.patch(path, json=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+        if rule is not None:
+            assert refused.json()["errors"][0]["rule"] == rule
+    negative = await api.client.patch(path, json={"priority": -1})
+    assert negative.status_code == 422
+    (after,) = await _list(api, pid, changed.json()["consistency_token"])
+    assert (after["priority"], after["fields"]["device_type"], after["custom"]) == (
+        7,
+        "desktop",
+        {"tier": "gold"},
+    )
+
+
 class _CrashAfterAppend:
     """The PostgreSQL log, but the process "dies" right after an append, before the commit."""
 
