@@ -8,15 +8,23 @@ from typing import Any
 
 import structlog
 
-# Keys whose values are personal data: masked wherever they appear in an event dict.
+from domain.fields import STANDARD_FIELDS
+
+# Keys whose values are personal data, masked wherever they appear in an event dict: the
+# contacts, every standard profile field (names, birthday, addresses, IPs, locations), and
+# whole value maps (a profile's fields, an event's data) that may hold any of them.
 PERSONAL_KEYS = frozenset(
-    {"email", "phone", "phones", "name", "first_name", "last_name", "ip", "reg_ip"}
+    {"email", "phone", "phones", "contact", "name", "ip", "fields", "custom", "data", "summary"}
+    | set(STANDARD_FIELDS)
 )
+_PERSONAL_SUFFIXES = ("_ip", "email", "phone", "_name")
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask personal data so that it never reaches a log sink in clear."""
-    for key in PERSONAL_KEYS & event_dict.keys():
+    for key in event_dict.keys() & PERSONAL_KEYS:
+        event_dict[key] = "***"
+    for key in [k for k in event_dict if k.endswith(_PERSONAL_SUFFIXES)]:
         event_dict[key] = "***"
     return event_dict
 
