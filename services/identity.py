@@ -241,6 +241,18 @@ async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, list[dict
     }
 
 
+async def owner(conn: asyncpg.Connection, database_id: str, kind: str, value: str) -> UUID | None:
+    """The profile holding an identity claim (an email, a phone, a unique field's value)."""
+    found: UUID | None = await conn.fetchval(
+        "SELECT profile_id FROM ingest.identities WHERE database_id = $1 AND kind = $2 "
+        "AND value = $3",
+        database_id,
+        kind,
+        value,
+    )
+    return found
+
+
 async def profile_database(conn: asyncpg.Connection, profile_id: UUID) -> str | None:
     """The database of a live profile, or None when there is no such profile (or it is deleted)."""
     return (await profile_databases(conn, [profile_id])).get(profile_id)

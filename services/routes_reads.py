@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -21,13 +22,13 @@ from contracts.api import (
     ProfileView,
 )
 from domain.errors import ValidationError
-from domain.fields import tabs
+from domain.fields import parse_text, tabs
 from domain.history import KINDS
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
 from projections import history, interactions, profiles, subscriptions
-from services import auth, identity
-from services.http_common import ProblemResponse, caught_up, problem, runtime
+from services import auth, identity, structure
+from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
 
 Token = Annotated[str | None, Header(alias="Consistency-Token")]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -44,6 +45,7 @@ def router() -> APIRouter:
         ("/profiles/by-xxh/{xxh}", get_by_xxh),
         ("/databases/{database_id}/profiles/by-email/{email}", get_by_email),
         ("/databases/{database_id}/profiles/by-phone/{phone}", get_by_phone),
+        ("/databases/{database_id}/profiles/by-field/{field}/{value}", get_by_field),
     ):
         r.add_api_route(
             path, endpoint, methods=["GET"], response_model=ProfileView, responses=_RESPONSES
@@ -111,6 +113,38 @@ async def get_by_phone(
     return await _read(
         request, token, lambda conn: profiles.find(conn, "phone", value, database_id)
     )
+
+
+async def get_by_field(
+    database_id: str,
+    field: str,
+    value: str,
+    request: Request,
+    _: auth.Reader,
+    token: Token = None,
+) -> Any:
+    """A profile of a database by the value of a custom field marked unique (R6), compared in
+    the field's canonical form (a Number "007" finds 7)."""
+    async with runtime(request).pool.acquire() as conn:
+        database = await structure.load(conn, database_id)
+    if database is None:
+        return problem(404, "Database not found")
+    definition = database.fields.get(field)
+    if definition is None or not definition.unique:
+        rule = "unknown_field" if definition is None else "field_not_unique"
+        return problem(
+            422, "Invalid request", errors=[FieldError(field="field", rule=rule, value=field)]
+        )
+    try:
+        canonical = parse_text(definition, value)
+    except ValidationError as bad:
+        return problem(422, "Invalid request", errors=field_errors(bad.violations))
+
+    async def find(conn: asyncpg.Connection) -> ProfileState | None:
+        owner = await identity.owner(conn, database_id, f"field:{field}", str(canonical))
+        return None if owner is None else await profiles.get(conn, owner)
+
+    return await _read(request, token, find)
 
 
 async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> Any:

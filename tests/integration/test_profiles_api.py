@@ -130,6 +130,30 @@ async def test_unique_custom_field_identifies_the_profile_R6(api: Api) -> None:
     assert same["profile_id"] == made["profile_id"]
 
 
+async def test_a_unique_custom_field_finds_the_profile_in_its_canonical_form_R6(api: Api) -> None:
+    db = await api.database(
+        card={"type": "line", "unique": True},
+        member={"type": "number", "unique": True},
+        plain={"type": "line"},
+    )
+    made = await _import(api, db, custom={"card": "C-9", "member": 7, "plain": "p"})
+    token = {"Consistency-Token": made["consistency_token"]}
+    base = f"/v1/databases/{db}/profiles/by-field"
+    by_card = await api.client.get(f"{base}/card/C-9", headers=token)
+    assert by_card.status_code == 200, by_card.text
+    assert by_card.json()["profile_id"] == made["profile_id"]
+    by_number = await api.client.get(f"{base}/member/007", headers=token)  # a Number: 7
+    assert by_number.json()["profile_id"] == made["profile_id"]
+    assert (await api.client.get(f"{base}/card/C-10")).status_code == 404
+    not_unique = await api.client.get(f"{base}/plain/p")
+    assert (not_unique.status_code, not_unique.json()["errors"][0]["rule"]) == (
+        422,
+        "field_not_unique",
+    )
+    bad = await api.client.get(f"{base}/member/seven")
+    assert (bad.status_code, bad.json()["errors"][0]["rule"]) == (422, "number_format")
+
+
 async def test_two_identifiers_of_two_profiles_are_a_conflict_R6(api: Api) -> None:
     db = await api.database()
     await _import(api, db, email="a@example.com")
