@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from contracts import CANONICAL_TOPIC
 from services import auth
 from services.http_api import create_app
 from services.local._net import free_port
@@ -79,11 +80,14 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, data_dir: Path, geoip_db: Path | None = None
+    database_url: str, data_dir: Path, geoip_db: Path | None = None, kafka: str | None = None
 ) -> AsyncIterator[Api]:
-    """Run the service (ingest, projector, query; PostgreSQL log) until the block ends."""
+    """Run the service (ingest, projector, query) until the block ends: on the PostgreSQL log,
+    or on a topic of its own on the Kafka broker at `kafka`."""
     settings = Settings(
         database_url=database_url,
+        kafka_bootstrap=kafka,
+        events_topic=f"api.{uuid.uuid4().hex}" if kafka else CANONICAL_TOPIC,
         data_dir=data_dir,
         bootstrap_key=ADMIN_KEY,
         geoip_db=geoip_db,

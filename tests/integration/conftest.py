@@ -18,3 +18,16 @@ async def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
     build_city_db(geoip)
     async with fresh_database(database_url) as url, serve(url, folder / "data", geoip) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+async def kafka_api(
+    database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    """The same service on the Kafka log (its own topic): writes go through the outbox."""
+    folder = tmp_path_factory.mktemp("kafka_api")
+    async with (
+        fresh_database(database_url) as url,
+        serve(url, folder / "data", kafka=kafka_bootstrap) as running,
+    ):
+        yield running
