@@ -46,7 +46,8 @@ from services.http_common import (
     request_body,
     runtime,
 )
-from services.imports import DatabaseNotFoundError, ItemOutcome, item_from_request
+from services.imports import DatabaseNotFoundError, ItemOutcome, check, item_from_request
+from services.runtime import Runtime
 
 SOURCE = "/v1/profiles"
 
@@ -57,6 +58,7 @@ def router() -> APIRouter:
         "/databases/{database_id}/profiles", import_profile, methods=["POST"], status_code=201,
         response_model=ImportProfileResponse,
         responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra=request_body(ImportProfileRequest),  # read by the route itself
     )  # fmt: skip
     r.add_api_route(
         "/databases/{database_id}/profiles:batch", import_batch, methods=["POST"],
@@ -80,11 +82,17 @@ def router() -> APIRouter:
     return r
 
 
-async def import_profile(
-    database_id: str, body: ImportProfileRequest, request: Request, _: auth.Writer
-) -> Any:
+async def import_profile(database_id: str, request: Request, _: auth.Writer) -> Any:
     """Import one profile: create it, or update the one its identifiers match (R3-R6, R21)."""
     rt = runtime(request)
+    try:
+        document = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return problem(422, "Invalid request", "The body is not JSON.")
+    try:
+        body = ImportProfileRequest.model_validate(document)
+    except BodyError as error:
+        return await _every_error(rt, database_id, document, error)
     try:
         result = await rt.importer.run(
             database_id, [item_from_request(body)], body.mode, locate=body.geo, source=SOURCE
@@ -256,6 +264,27 @@ def _update_item(body: UpdateProfileRequest) -> UpdateItem:
         phones_add=body.phones_add,
         phones_remove=body.phones_remove,
     )
+
+
+async def _every_error(rt: Runtime, database_id: str, document: Any, error: BodyError) -> Any:
+    """A 422 naming every error of a body that is the wrong shape: its shape errors and, for the
+    parts that do have the right shape, the rules of the database (a bad email next to an
+    unknown key: both, not only the first found)."""
+    errors = body_errors(error)
+    wrong = {str(e["loc"][0]) for e in error.errors(include_url=False) if e["loc"]}
+    if isinstance(document, dict):
+        try:
+            rest = ImportProfileRequest.model_validate(
+                {k: v for k, v in document.items() if k not in wrong}
+            )
+        except BodyError:
+            rest = None
+        async with rt.pool.acquire() as conn:
+            database = await structure.load(conn, database_id)
+        if rest is not None and database is not None:
+            (outcome,) = check(database, [item_from_request(rest)]).outcomes
+            errors += field_errors(outcome.violations) if outcome is not None else []
+    return problem(422, "Invalid request", errors=errors)
 
 
 def _rejected(outcome: ItemOutcome) -> Any:

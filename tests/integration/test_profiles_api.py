@@ -215,6 +215,23 @@ async def test_batch_gives_a_result_per_item_and_rejects_only_bad_ones(api: Api)
     assert got.json()["custom"] == {"visits": 3}
 
 
+async def test_a_422_names_shape_errors_and_rule_errors_together_R3(api: Api) -> None:
+    """Issue 3: every wrong value of the request, not only the first kind found."""
+    db = await api.database(visits={"type": "number"})
+    before = await _events(api)
+    bad = await api.client.post(
+        f"/v1/databases/{db}/profiles",
+        json={"email": "not-an-email", "nickname": "x", "custom": {"visits": "many"}},
+    )
+    assert bad.status_code == 422
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("nickname", "extra_forbidden"),
+        ("email", "email_syntax"),
+        ("custom.visits", "number_format"),
+    }
+    assert await _events(api) == before  # nothing written
+
+
 async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> None:
     """API.md: one bad item does not reject the others, whatever is wrong with it."""
     db = await api.database()
