@@ -171,6 +171,26 @@ def recipient(
     return min(ready, key=lambda s: (s.priority, -s.created_at.timestamp(), s.sub_id))
 
 
+def addressed(
+    subs: Sequence[Subscription], resource_id: str, channel: str, action: CampaignAction
+) -> Subscription | None:
+    """The subscription a campaign message of the resource and channel went to, when the action
+    names only those (R20: only that subscription moves): the one a message goes to (R12: the
+    highest priority, ties to the newest) among the subscribed ones, or among the unconfirmed
+    ones for a confirmation click (R9: that message went to an unconfirmed subscription)."""
+    wanted = "unconfirmed" if action == "confirmation_click" else "subscribed"
+    candidates = [
+        s
+        for s in subs
+        if not s.deleted
+        and (s.resource_id, s.channel) == (resource_id, channel)
+        and s.status == wanted
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: (s.priority, -s.created_at.timestamp(), s.sub_id))
+
+
 def status_after(current: GlobalStatus, action: CampaignAction) -> GlobalStatus | None:
     """A subscription's status after a campaign action (R9, R20); None when unchanged."""
     target: GlobalStatus | None

@@ -45,6 +45,7 @@ from domain.subscription_list import fold
 from domain.subscriptions import (
     CampaignAction,
     Subscription,
+    addressed,
     initial_status,
     normalise_contact,
     place,
@@ -408,16 +409,13 @@ async def _lock_many(
 
 
 def _targets(subs: Sequence[Subscription], r: Reaction) -> list[Subscription]:
-    """The subscriptions an action is about: the one named, or the live ones where it went."""
+    """The subscription an action is about: the one named, or the one its message went to."""
     if r.sub_id is not None:
         return [s for s in subs if s.sub_id == r.sub_id]
-    if r.resource_id is None:
+    if r.resource_id is None or r.channel is None:
         return []
-    return [
-        s
-        for s in subs
-        if not s.deleted and (s.resource_id, s.channel) == (r.resource_id, r.channel)
-    ]
+    found = addressed(subs, r.resource_id, r.channel, r.action)
+    return [] if found is None else [found]
 
 
 def _bounce_without_list(r: Reaction, targets: Sequence[Subscription]) -> bool:

@@ -32,6 +32,7 @@ from domain.subscriptions import (
     NoRecipient,
     Placement,
     Subscription,
+    addressed,
     check_categories,
     check_channel_name,
     choose_victim,
@@ -364,6 +365,20 @@ def test_recipient_skips_a_suppressed_address_and_says_so_R8() -> None:
     assert alone.reason == "address_suppressed"
     sms = replace(sub("r1", "sms"), contact="gone@example.com")  # only email addresses
     assert recipient("subscribed", [sms], "r1", "sms", None, {"gone@example.com"}) == sms
+
+
+def test_an_action_naming_only_where_it_went_moves_the_one_it_went_to_R20() -> None:
+    """Not every subscription of the resource and channel: the one its message went to."""
+    top = sub(priority=1)
+    low = sub(priority=3)
+    off = sub(priority=0, status="unsubscribed")
+    other = sub("r2", priority=0)
+    assert addressed([low, top, off, other], "r1", "email", "hard_bounce") == top
+    assert addressed([low, top, off, other], "r1", "email", "unsubscribe_click") == top
+    assert addressed([off], "r1", "email", "complaint") is None  # nothing was sent to it
+    waiting = sub(priority=5, status="unconfirmed")
+    assert addressed([top, waiting], "r1", "email", "confirmation_click") == waiting  # R9
+    assert addressed([top, low], "r1", "sms", "hard_bounce") is None
 
 
 def test_recipient_highest_priority_wins_R12() -> None:
