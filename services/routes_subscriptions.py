@@ -17,6 +17,7 @@ from contracts.api import (
     EventResult,
     EventsRequest,
     EventsResponse,
+    FieldError,
     LedgerEntry,
     Problem,
     RecipientView,
@@ -361,6 +362,21 @@ async def who_receives(
         profile_id=profile_id, resource_id=resource_id, channel=channel, category=category
     )
     async with runtime(request).pool.acquire() as conn:
+        resource = await resources.load(conn, resource_id)
+        if resource is None:
+            return problem(404, "Resource not found")
+        if channel not in resource.channels:
+            return problem(
+                422,
+                "Invalid request",
+                errors=[FieldError(field="channel", rule="unknown_channel", value=channel)],
+            )
+        if category is not None and category not in resource.categories:
+            return problem(
+                422,
+                "Invalid request",
+                errors=[FieldError(field="category", rule="unknown_category", value=category)],
+            )
         profile = await profiles.get(conn, profile_id)
         if profile is None:
             return _with(base, reason="profile_not_found", detail="no such profile")

@@ -438,6 +438,15 @@ async def test_recipient_follows_status_priority_and_categories_R7_R12_R16(api: 
     await api.read(f"/v1/profiles/{pid}", status.json()["consistency_token"])
     assert (await who())["reason"] == "global_status"  # R7
     assert (await who(channel="sms"))["reason"] == "global_status"
+    params = {"profile_id": pid, "channel": "email"}
+    nowhere = await api.client.get("/v1/resources/r_nowhere/recipient", params=params)
+    assert nowhere.status_code == 404
+    for wrong, rule in (
+        ({"channel": "fax"}, "unknown_channel"),
+        ({"category": "x"}, "unknown_category"),
+    ):
+        bad = await api.client.get(f"/v1/resources/{rid}/recipient", params={**params, **wrong})
+        assert (bad.status_code, bad.json()["errors"][0]["rule"]) == (422, rule)
 
 
 async def test_profile_delete_and_export_cover_subscriptions_R26_R27(api: Api) -> None:
