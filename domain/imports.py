@@ -94,10 +94,16 @@ def prepare(database: DatabaseState, item: ImportItem) -> PreparedImport:
         custom=custom,
         status=status,
         keys=tuple(keys),
-        ref=item.refs[0] if item.refs else None,
+        ref=_ref(item.refs[0]) if item.refs else None,
         locate=item.locate,
         mode=item.mode,
     )
+
+
+def _ref(ref: tuple[RefKind, str]) -> tuple[RefKind, str]:
+    """MD5 and XXH ids are hex: any case names the same profile (as reads by them do, R5)."""
+    kind, value = ref
+    return (kind, value.strip().lower()) if kind in ("md5_id", "xxh_id") else ref
 
 
 def _is_status(value: str | None) -> TypeGuard[GlobalStatus]:

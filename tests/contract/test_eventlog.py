@@ -252,6 +252,25 @@ class TestPostgresLog(EventLogContract):
         yield log
         await log.stop()
 
+    async def test_an_append_wakes_a_waiting_reader_at_once(self, log: EventLog) -> None:
+        """LISTEN/NOTIFY: a poll waiting up to 10 s returns as soon as another append commits."""
+        consumer = log.consumer(f"g-{uuid.uuid4().hex}", starting_at())
+        await consumer.start()
+        try:
+            await consumer.poll(1000, 0.5)  # assigned, and past whatever the log held
+            end = (await log.ends())[0]
+            await consumer.seek({0: end})
+            waiting = asyncio.create_task(consumer.poll(1000, 10.0))
+            await asyncio.sleep(0.3)
+            began = time.monotonic()
+            await log.append([imported(uuid.uuid4(), 0)])
+            records = await waiting
+            waited = time.monotonic() - began
+        finally:
+            await consumer.stop()
+        assert len(records) == 1
+        assert waited < 2.0  # woken, not timed out at 10 s
+
     async def test_concurrent_appends_become_visible_in_position_order(
         self, log: EventLog, pool: asyncpg.Pool
     ) -> None:

@@ -86,6 +86,13 @@ async def test_md5_and_xxh_identify_the_profile_R5(api: Api) -> None:
     again = await _import(api, db, expect=200, xxh_id=xxh, fields={"first_name": "Hal"})
     assert again["profile_id"] == pid
     assert again["created"] is False
+    by_md5_import = await _import(api, db, expect=200, md5_id=md5.upper(), custom={})
+    assert by_md5_import["profile_id"] == pid
+    elsewhere = await api.database()  # R4: an id names a profile of its own database only
+    for ref in ({"profile_id": pid}, {"md5_id": md5}, {"xxh_id": xxh}):
+        refused = await api.client.post(f"/v1/databases/{elsewhere}/profiles", json=ref)
+        assert refused.status_code == 404, (ref, refused.text)
+        assert refused.json()["errors"][0]["rule"] == "profile_not_found"
 
 
 async def test_email_is_unique_per_database_case_insensitive_R6(api: Api) -> None:
