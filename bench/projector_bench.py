@@ -48,7 +48,7 @@ from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.local.scratch import scratch_database
 from services.projector import Projector
-from services.runtime import create_pool
+from services.runtime import create_pool, tune_gc
 
 SCHEMA = "read_models"
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -332,6 +332,7 @@ async def run_projector(
 ) -> tuple[float, float, int]:
     """Run the profiles projector until `expected` events are applied and checkpointed."""
     watched = _FirstRecordLog(log)
+    tune_gc()  # as the `profiles projector` process does
     projector = Projector(
         pool, watched, read_models.NAME, read_models.project, batch_size=batch_size
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
 import random
@@ -53,7 +52,7 @@ from projections.migrate import migrate
 from services.eventlog.postgres import PostgresLog
 from services.local.scratch import scratch_database
 from services.projector import Projector
-from services.runtime import create_pool
+from services.runtime import create_pool, tune_gc
 
 SCHEMA = "read_models"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -236,7 +235,7 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             # a million live event objects would make every garbage collection in the replay
             # walk them: the projector of a real deployment does not hold them
             del events
-            gc.collect()
+            tune_gc()  # as the `profiles projector` process does
             projector = Projector(
                 pool, log, read_models.NAME, read_models.project, batch_size=args.batch_size
             )
