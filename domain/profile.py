@@ -21,7 +21,8 @@ from domain.fields import UTM_FIELDS
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # actions whose IP gives the latest-action location (R21)
 LOCATING_TYPES = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})
-ACTIVITY_TYPES = LOCATING_TYPES | {"form.submitted"}  # activity that may change the profile
+# activity that may change the profile: a location (R21), UTM (R22), a confirmed consent (R9)
+ACTIVITY_TYPES = LOCATING_TYPES | {"form.submitted", "campaign.confirmation_clicked"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def fold_all(state: ProfileState | None, events: Iterable[Event]) -> ProfileStat
             draft.acted(event)
         elif event.type == "form.submitted":
             draft.form(event)
+        elif event.type == "campaign.confirmation_clicked":
+            draft.confirmed(event)
     return draft.freeze(state)
 
 
@@ -181,6 +184,15 @@ class _Draft:
             _merge(self.fields, chosen, ())
             self.located.difference_update(chosen)
             self._touch(event)
+
+    def confirmed(self, event: Event) -> None:
+        """A confirmation-link click: a globally `unconfirmed` profile is `subscribed` (R7, R9's
+        global side: "after confirmation, the status is changed to Subscribed"); any other
+        status stays, so a click never overrides an unsubscription or a bounce."""
+        if self.base is None or self.status != "unconfirmed":
+            return
+        self.status = "subscribed"
+        self._touch(event)
 
     def status_changed(self, event: ProfileStatusChanged) -> None:
         if self.base is None:

@@ -392,6 +392,26 @@ async def test_unsubscribing_in_one_resource_leaves_another_intact_R11(api: Api)
     )
 
 
+async def test_a_confirmation_click_confirms_the_subscription_and_the_profile_R9_R7(
+    api: Api,
+) -> None:
+    """R9 both sides: the double opt-in subscription and a globally unconfirmed profile."""
+    db = await api.database()
+    rid = await _resource(api, db, opt_in="double")
+    pid = await _profile(api, db, status="unconfirmed")
+    made = await _subscribe(api, pid, resource_id=rid, channel="email", contact="doi@example.com")
+    assert made["status"] == "unconfirmed"
+    clicked = await _events(api, [("campaign.confirmation_clicked", pid, made["sub_id"])])
+    assert clicked["results"][0]["subscription_status"] == "subscribed"
+    profile = await api.read(f"/v1/profiles/{pid}", clicked["consistency_token"])
+    assert profile.json()["status"] == "subscribed"
+    later = await api.client.put(f"/v1/profiles/{pid}/status", json={"status": "unsubscribed"})
+    again = await _events(api, [("campaign.confirmation_clicked", pid, made["sub_id"])])
+    profile = await api.read(f"/v1/profiles/{pid}", again["consistency_token"])
+    assert later.status_code == 200
+    assert profile.json()["status"] == "unsubscribed"  # a click overrides no refusal
+
+
 async def test_an_email_bounce_naming_no_list_still_suppresses_the_address_R8(api: Api) -> None:
     db = await api.database()
     pid = await _profile(api, db, email="bounced.only@example.com")

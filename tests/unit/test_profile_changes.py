@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from contracts import Event
+from contracts import CampaignActionData, CampaignConfirmationClicked, Event
 from domain.profile import fold_all
 from projections.profiles import Loaded, apply
 from tests.factories import deleted, imported, status_changed, updated
@@ -137,3 +137,24 @@ def test_apply_marks_profiles_without_a_stored_row_as_new_R4() -> None:
     )
     assert set(changes.upserts) == {PID, other}
     assert changes.new == {PID}  # inserted by COPY; `other` is merged into its row
+
+
+def _confirmation(seconds: int) -> Event:
+    return CampaignConfirmationClicked(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=imported(PID, seconds).time,
+        subject=PID,
+        database_id="db1",
+        data=CampaignActionData(campaign_id="doi"),
+    )
+
+
+def test_a_confirmation_click_makes_an_unconfirmed_profile_subscribed_R9_R7() -> None:
+    state = fold_all(None, [imported(PID, 0, status="unconfirmed"), _confirmation(1)])
+    assert state is not None
+    assert (state.status, state.version) == ("subscribed", 2)
+    for status in ("unsubscribed", "hard_bounced", "complainer"):
+        kept = fold_all(None, [imported(PID, 0, status=status), _confirmation(1)])
+        assert kept is not None
+        assert (kept.status, kept.version) == (status, 1)  # a click overrides no refusal
