@@ -19,7 +19,7 @@ from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import Projector
-from services.runtime import Runtime, open_runtime, tune_gc
+from services.runtime import Runtime, open_runtime, run_loop, tune_gc
 from services.settings import Settings
 
 app = typer.Typer(
@@ -129,7 +129,7 @@ def projector(
         raise typer.Exit(
             supervise(settings, workers, ["projector", "--batch-size", str(batch_size)])
         )
-    asyncio.run(_project(settings, batch_size))
+    run_loop(_project(settings, batch_size))
 
 
 async def _project(settings: Settings, batch_size: int) -> None:
@@ -179,7 +179,7 @@ def intake(
         from services.workers import supervise
 
         raise typer.Exit(supervise(settings, workers, ["intake", "--batch-size", str(batch_size)]))
-    asyncio.run(_intake(settings, settings.kafka_bootstrap, batch_size))
+    run_loop(_intake(settings, settings.kafka_bootstrap, batch_size))
 
 
 async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:

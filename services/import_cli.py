@@ -13,7 +13,7 @@ from domain.errors import ValidationError
 from services import file_imports, structure
 from services.file_imports import Format
 from services.import_worker import owning
-from services.runtime import open_runtime, tune_gc
+from services.runtime import open_runtime, run_loop, tune_gc
 from services.settings import Settings
 
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -27,7 +27,7 @@ def run_import(settings: Settings, file: Path, database_id: str, fmt: str | None
     if chosen is None:
         typer.echo("Say --format csv or --format ndjson (the file name does not tell).", err=True)
         return 2
-    return asyncio.run(_run(settings, file.resolve(), database_id, chosen, geo))
+    return run_loop(_run(settings, file.resolve(), database_id, chosen, geo))
 
 
 async def _run(settings: Settings, file: Path, database_id: str, fmt: Format, geo: bool) -> int:
