@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,33 @@ async def test_cli_imports_a_file_with_progress(api: Api, tmp_path: Path) -> Non
     assert "row 51: email: email_syntax" in result.output
     rows = await api.fetch("SELECT count(*) AS n FROM ingest.profiles WHERE database_id = $1", db)
     assert rows[0]["n"] == 50
+
+
+async def test_row_errors_page_after_a_row_and_an_oversized_upload_is_refused_R3(
+    api: Api,
+) -> None:
+    db = await api.database(visits={"type": "number"})
+    content = (
+        b"email,visits\nok1@example.com,1\nbad,2\nok2@example.com,3\nbad2,x\nok3@example.com,many\n"
+    )
+    job = await _finished(api, db, await _upload(api, db, content, "text/csv"))
+    assert [r["row"] for r in job["errors"]] == [2, 4, 5]
+    later = await api.client.get(
+        f"/v1/databases/{db}/imports/{job['job_id']}", params={"errors_after": 2}
+    )
+    assert [r["row"] for r in later.json()["errors"]] == [4, 5]
+    rt = api.runtime
+    original = rt.settings
+    rt.settings = dataclasses.replace(original, max_import_bytes=64)
+    try:
+        too_big = await api.client.post(
+            f"/v1/databases/{db}/imports", content=content, headers={"Content-Type": "text/csv"}
+        )
+    finally:
+        rt.settings = original
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "application/problem+json"
+    jobs = await api.fetch(
+        "SELECT count(*) AS n FROM ingest.import_jobs WHERE database_id = $1", db
+    )
+    assert jobs[0]["n"] == 1  # no job for the refused file
