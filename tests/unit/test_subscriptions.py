@@ -20,9 +20,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
-from contracts import GlobalStatus
+from contracts import (
+    Consent,
+    GlobalStatus,
+    SubscriptionAdded,
+    SubscriptionAddedData,
+    SubscriptionEvicted,
+    SubscriptionEvictedData,
+)
 from domain.errors import ValidationError, Violation
 from domain.fields import FieldDef
+from domain.subscription_list import fold
 from domain.subscriptions import (
     CHANNEL_FIELDS,
     CHANNEL_LIMIT,
@@ -722,23 +730,41 @@ def _check_placement(
 
 
 def _apply_add(
-    subs: list[Subscription], step: int, group: tuple[str, str], placement: Placement
+    subs: list[Subscription],
+    step: int,
+    group: tuple[str, str],
+    placement: Placement,
+    explicit: bool,
 ) -> list[Subscription]:
-    moved = placement.reprioritised
-    kept = [
-        dataclasses.replace(s, priority=moved.get(s.sub_id, s.priority))
-        for s in subs
-        if s != placement.victim
-    ]
-    new = Subscription(
-        UUID(int=2**127 + step),
-        *group,
-        "c",
-        "subscribed",
-        placement.priority,
-        T0 + timedelta(minutes=step),
+    """The placement as the events the intake appends, through the real fold (what a replay
+    of the log does): an eviction first, then the addition with who moved (R13)."""
+    new_id = UUID(int=2**127 + step)
+    envelope = {
+        "source": "/tests",
+        "time": T0 + timedelta(minutes=step),
+        "subject": UUID(int=1),
+        "database_id": "db1",
+    }
+    events: list[Any] = []
+    if placement.victim is not None:
+        assert placement.scope is not None
+        evicted = SubscriptionEvictedData(
+            sub_id=placement.victim.sub_id, scope=placement.scope, replaced_by=new_id
+        )
+        events.append(SubscriptionEvicted(id=UUID(int=2**126 + step), **envelope, data=evicted))
+    added = SubscriptionAddedData(
+        sub_id=new_id,
+        resource_id=group[0],
+        channel=group[1],
+        contact="c",
+        status="subscribed",
+        priority=placement.priority,
+        explicit_priority=explicit,
+        reprioritised=dict(placement.reprioritised),
+        consent=Consent(how="api"),
     )
-    return [*kept, new]
+    events.append(SubscriptionAdded(id=UUID(int=2**125 + step), **envelope, data=added))
+    return list(fold(subs, events).subscriptions)
 
 
 @settings(max_examples=200, deadline=None)
@@ -750,7 +776,7 @@ def test_limits_always_hold_R13_R14(start: list[Subscription], ops: list[tuple[A
             _, group, priority, raise_priority = op
             placement = place(subs, *group, priority=priority, raise_priority=raise_priority)
             _check_placement(subs, group, priority, raise_priority, placement)
-            subs = _apply_add(subs, step, group, placement)
+            subs = _apply_add(subs, step, group, placement, priority is not None)
         elif subs:
             index = op[1] % len(subs)
             change = {"deleted": True} if op[0] == "delete" else {"status": op[2]}
