@@ -286,7 +286,10 @@ class SubscribeRequest(_Body):
     resource_id: str
     channel: str
     contact: str = Field(min_length=1, max_length=512)
-    priority: int | None = Field(default=None, ge=0, description="0 is the highest (R12).")
+    # not below 0 (R12): checked with the resource's rules, so a 422 names it with the others
+    priority: int | None = Field(
+        default=None, description="0 is the highest (R12).", json_schema_extra={"minimum": 0}
+    )
     categories: dict[str, bool] | None = Field(
         default=None, description="Per category: subscribed or not; default: all subscribed."
     )
@@ -300,7 +303,7 @@ class SubscriptionPatch(_Body):
     """Changes to one subscription; each present part is its own event."""
 
     status: GlobalStatus | None = None
-    priority: int | None = Field(default=None, ge=0)
+    priority: int | None = Field(default=None, json_schema_extra={"minimum": 0})  # as above
     categories: dict[str, bool] | None = None
     fields: dict[str, JsonValue] = Field(default_factory=dict)
     custom: dict[str, JsonValue] = Field(default_factory=dict)

@@ -299,7 +299,7 @@ def _checked(
     if resource is None or resource.database_id != database_id:
         rule = "unknown_resource" if resource is None else "resource_of_another_database"
         raise ValidationError([Violation("resource_id", rule, new.resource_id)])
-    violations: list[Violation] = []
+    violations: list[Violation] = _priority(new.priority)
     contact = ""
     if new.channel not in resource.channels:
         violations.append(Violation("channel", "unknown_channel", new.channel))
@@ -319,6 +319,11 @@ def _checked(
     return contact, fields, custom, categories
 
 
+def _priority(priority: int | None) -> list[Violation]:
+    """R12: 0 is the highest priority; there is none above it."""
+    return [] if priority is None or priority >= 0 else [Violation("priority", "min_0", priority)]
+
+
 def _categories(
     resource: Resource, given: dict[str, bool] | None, violations: list[Violation]
 ) -> dict[str, bool]:
@@ -332,7 +337,7 @@ def _categories(
 def _changes(
     resource: Resource | None, sub: Subscription, change: Change, env: dict[str, Any]
 ) -> list[Event]:
-    violations: list[Violation] = []
+    violations: list[Violation] = _priority(change.priority)
     events: list[Event] = []
     if change.categories is not None and resource is not None:
         unknown = [c for c in change.categories if c not in resource.categories]

@@ -139,6 +139,17 @@ async def test_bad_subscription_input_names_each_error_and_writes_nothing(api: A
     )
     assert negative.status_code == 422
     assert negative.json()["errors"][0]["field"] == "priority"
+    everything = await api.client.post(  # every error of the request in one problem document
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "fax", "contact": "x", "priority": -2,
+              "fields": {"device_type": "toaster"}},
+    )  # fmt: skip
+    assert everything.status_code == 422
+    assert {(e["field"], e["rule"]) for e in everything.json()["errors"]} == {
+        ("priority", "min_0"),
+        ("channel", "unknown_channel"),
+        ("fields.device_type", "enum_option"),
+    }
     assert await api.fetch("SELECT count(*) AS n FROM eventlog.events") == before
 
 
