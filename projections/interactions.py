@@ -106,7 +106,7 @@ def _statement(e: Any) -> tuple[str, tuple[Any, ...]]:
 
 
 async def _forget(conn: asyncpg.Connection, gone: list[UUID]) -> None:
-    for table in _TABLES[:-1]:  # relations: both sides, below
+    for table in _OWN_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE profile_id = ANY($1::uuid[])", gone)
     await conn.execute(
         "DELETE FROM relations WHERE profile_id = ANY($1::uuid[]) "
@@ -115,7 +115,8 @@ async def _forget(conn: asyncpg.Connection, gone: list[UUID]) -> None:
     )
 
 
-_TABLES = ("segment_members", "scenario_runs", "promo_codes", "orders", "relations")
+_OWN_TABLES = ("segment_members", "scenario_runs", "promo_codes", "orders")
+_TABLES = (*_OWN_TABLES, "relations")  # a relation is a row of each side: forgotten both ways
 
 
 async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, list[dict[str, object]]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -17,6 +17,8 @@ from domain.errors import ValidationError, Violation
 from projections import read_models
 from services import consistency
 from services.runtime import Runtime
+
+M = TypeVar("M", bound=BaseModel)
 
 PROBLEM = "application/problem+json"
 
@@ -58,15 +60,8 @@ async def caught_up(rt: Runtime, token: str | None) -> bool | ProblemResponse:
 
 async def invalid_request(_: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        FieldError(
-            field=".".join(str(p) for p in e["loc"][1:]) or "body",
-            rule=e["type"],
-            value=_safe(e.get("input")),
-        )
-        for e in exc.errors()
-    ]
-    return problem(422, "Invalid request", errors=errors)
+    # FastAPI's locations start with where the value came from ("body", "query"): not a field
+    return problem(422, "Invalid request", errors=_field_errors(exc.errors(), skip=1))
 
 
 # Schemas of bodies that routes read themselves (to check each item on its own): they are not
@@ -97,16 +92,43 @@ def document_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def body_errors(error: PydanticError, prefix: str = "") -> list[FieldError]:
-    """A pydantic validation error as problem-document errors, field paths under `prefix`."""
+def body_errors(error: PydanticError) -> list[FieldError]:
+    """A pydantic validation error of a body the route read itself, as problem-document errors."""
+    return _field_errors(error.errors(include_url=False), skip=0)
+
+
+def _field_errors(errors: Sequence[Any], skip: int) -> list[FieldError]:
     return [
         FieldError(
-            field=".".join([*([prefix] if prefix else []), *(str(p) for p in e["loc"])]) or "body",
+            field=".".join(str(p) for p in e["loc"][skip:]) or "body",
             rule=e["type"],
             value=_safe(e.get("input")),
         )
-        for e in error.errors(include_url=False)
+        for e in errors
     ]
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON document, or a 422 problem response when it is not JSON."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return problem(422, "Invalid request", "The body is not JSON.")
+
+
+def each_valid(
+    model: type[M], items: Sequence[Any]
+) -> tuple[list[tuple[int, M]], list[tuple[int, tuple[FieldError, ...]]]]:
+    """Validate each item of a list on its own: the valid ones and the errors of the others,
+    each with its place in the list (one bad item must not reject the rest)."""
+    valid: list[tuple[int, M]] = []
+    invalid: list[tuple[int, tuple[FieldError, ...]]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, model.model_validate(item)))
+        except PydanticError as error:
+            invalid.append((index, tuple(body_errors(error))))
+    return valid, invalid
 
 
 class _ItemResult(Protocol):

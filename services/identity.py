@@ -308,20 +308,15 @@ async def suppressed_profiles(conn: asyncpg.Connection, ids: Sequence[UUID]) -> 
     return {r["profile_id"] for r in rows}
 
 
-async def suppress(conn: asyncpg.Connection, profile_id: UUID) -> bool:
-    """Put the profile's email on the global suppression list (R8); False when it has none."""
-    email = await conn.fetchval(
-        "SELECT value FROM ingest.identities WHERE profile_id = $1 AND kind = 'email'", profile_id
-    )
-    if email is None:
-        return False
+async def suppress(conn: asyncpg.Connection, profile_ids: Sequence[UUID]) -> None:
+    """Put the emails of these profiles on the global suppression list (R8), in one statement;
+    a profile without an email adds nothing."""
     await conn.execute(
-        "INSERT INTO ingest.suppressions (email, profile_id) VALUES ($1, $2) "
+        "INSERT INTO ingest.suppressions (email, profile_id) SELECT value, profile_id "
+        "FROM ingest.identities WHERE kind = 'email' AND profile_id = ANY($1::uuid[]) "
         "ON CONFLICT (email) DO NOTHING",
-        email,
-        profile_id,
+        list(profile_ids),
     )
-    return True
 
 
 async def unsuppress(conn: asyncpg.Connection, email: str) -> bool:
@@ -345,11 +340,13 @@ async def release(
     )
 
 
-async def suppress_address(conn: asyncpg.Connection, email: str, profile_id: UUID | None) -> None:
-    """Put an address on the global suppression list (R8: a hard bounce)."""
+async def suppress_addresses(
+    conn: asyncpg.Connection, addresses: Sequence[tuple[str, UUID | None]]
+) -> None:
+    """Put addresses on the global suppression list (R8: hard bounces), in one statement."""
     await conn.execute(
-        "INSERT INTO ingest.suppressions (email, profile_id) VALUES ($1, $2) "
-        "ON CONFLICT (email) DO NOTHING",
-        email,
-        profile_id,
+        "INSERT INTO ingest.suppressions (email, profile_id) "
+        "SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT (email) DO NOTHING",
+        [a for a, _ in addresses],
+        [p for _, p in addresses],
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
@@ -40,8 +39,10 @@ from services.http_common import (
     ProblemResponse,
     body_errors,
     caught_up,
+    each_valid,
     every_error,
     field_errors,
+    json_body,
     problem,
     request_body,
     runtime,
@@ -264,10 +265,9 @@ async def post_events(request: Request, _: auth.Writer) -> Any:
     request is rejected, nothing was done: the answer is a 422 problem document naming each
     error (`events.N.…`), as for any other write.
     """
-    try:
-        document = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return problem(422, "Invalid request", "The body is not JSON.")
+    document = await json_body(request)
+    if isinstance(document, ProblemResponse):
+        return document
     raw = document.get("events") if isinstance(document, dict) else None
     if (
         not isinstance(raw, list)
@@ -280,14 +280,8 @@ async def post_events(request: Request, _: auth.Writer) -> Any:
         except BodyError as error:
             return problem(422, "Invalid request", errors=body_errors(error))
     assert isinstance(raw, list)
-    parsed: list[tuple[int, PublicEvent]] = []
-    refused: list[EventResult] = []
-    for index, item in enumerate(raw):
-        try:
-            parsed.append((index, PublicEvent.model_validate(item)))
-        except BodyError as error:
-            errors = tuple(body_errors(error))
-            refused.append(EventResult(index=index, outcome="rejected", errors=errors))
+    parsed, invalid = each_valid(PublicEvent, raw)
+    refused = [EventResult(index=i, outcome="rejected", errors=e) for i, e in invalid]
     rt = runtime(request)
     outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept([e for _, e in parsed])
     results = sorted(

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
 
@@ -34,14 +32,16 @@ from contracts.api import (
     UpdateProfileRequest,
     WriteResponse,
 )
-from domain.imports import ImportItem, RefKind
+from domain.imports import RefKind
 from domain.updates import UpdateItem, prepare_update
 from services import auth, consistency, identity, structure
 from services.http_common import (
+    ProblemResponse,
     body_errors,
+    each_valid,
     every_error,
     field_errors,
-    invalid_request,
+    json_body,
     problem,
     request_body,
     runtime,
@@ -85,10 +85,9 @@ def router() -> APIRouter:
 async def import_profile(database_id: str, request: Request, _: auth.Writer) -> Any:
     """Import one profile: create it, or update the one its identifiers match (R3-R6, R21)."""
     rt = runtime(request)
-    try:
-        document = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return problem(422, "Invalid request", "The body is not JSON.")
+    document = await json_body(request)
+    if isinstance(document, ProblemResponse):
+        return document
     try:
         body = ImportProfileRequest.model_validate(document)
     except BodyError as error:
@@ -116,10 +115,9 @@ async def import_profile(database_id: str, request: Request, _: auth.Writer) -> 
 
 async def import_batch(database_id: str, request: Request, _: auth.Writer) -> Any:
     """Import up to 1,000 profiles; a result per item, a bad item rejects only itself."""
-    try:
-        document = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return problem(422, "Invalid request", "The body is not JSON.")
+    document = await json_body(request)
+    if isinstance(document, ProblemResponse):
+        return document
     items = document.get("items") if isinstance(document, dict) else None
     if isinstance(items, list) and len(items) > MAX_BATCH_ITEMS:
         detail = f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}."
@@ -127,16 +125,11 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
     try:  # the envelope as a whole; each item on its own below
         BatchImportRequest.model_validate({**document, "items": []} if items else document)
     except BodyError as error:
-        return await invalid_request(request, _as_request_error(error))
+        return problem(422, "Invalid request", errors=body_errors(error))
     assert isinstance(items, list)
-    good: list[tuple[int, ImportItem]] = []
-    bad: list[BatchItemResult] = []
-    for index, raw in enumerate(items):
-        try:
-            good.append((index, item_from_request(ImportProfileRequest.model_validate(raw))))
-        except BodyError as error:  # this item only: the others go on
-            errors = tuple(body_errors(error))
-            bad.append(BatchItemResult(index=index, outcome="rejected", errors=errors))
+    valid, invalid = each_valid(ImportProfileRequest, items)
+    good = [(index, item_from_request(body)) for index, body in valid]
+    bad = [BatchItemResult(index=i, outcome="rejected", errors=e) for i, e in invalid]
     rt = runtime(request)
     try:
         result = await rt.importer.run(
@@ -215,7 +208,7 @@ async def set_status(
         if database_id is None:
             return problem(404, "Profile not found")
         if body.status == "hard_bounced":
-            await identity.suppress(conn, profile_id)
+            await identity.suppress(conn, [profile_id])
         elif body.status == "subscribed" and await identity.suppressed_profiles(conn, [profile_id]):
             return problem(  # R8: only removing the address from the list makes it sendable
                 409,
@@ -308,10 +301,4 @@ def _result(outcome: ItemOutcome, index: int) -> BatchItemResult:
         outcome="created" if outcome.created else "updated",
         profile_id=outcome.profile_id,
         suppressed=outcome.suppressed,
-    )
-
-
-def _as_request_error(error: BodyError) -> RequestValidationError:
-    return RequestValidationError(
-        [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
     )

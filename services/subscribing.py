@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -194,8 +194,8 @@ class Subscriptions:
         """Change status, priority, categories or fields: an event per part present."""
         async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
             resource = await resources.load(conn, sub.resource_id)
-            env = _env(profile_id, database_id, datetime.now(UTC))
-            events = _changes(resource, sub, change, env)
+            now = datetime.now(UTC)
+            events = _changes(resource, sub, change, lambda: _env(profile_id, database_id, now))
             staged = await self._commit(conn, profile_id, subs, events) if events else Staged()
         positions = await self.log.publish(staged)
         return Outcome(sub_id, events, positions, status=change.status)
@@ -233,22 +233,30 @@ class Subscriptions:
             databases = await identity.profile_databases(conn, profiles)
             lists = await _lock_many(conn, [p for p in profiles if p in databases])
             changed: set[UUID] = set()
+            bounced: list[tuple[str, UUID | None]] = []  # addresses for the list (R8)
+            unlisted: list[UUID] = []  # profiles whose email bounced outside any list (R8)
             for r in reactions:
                 database_id = databases.get(r.profile_id)
                 subs = lists.get(r.profile_id, [])
                 targets = _targets(subs, r) if database_id is not None else []
                 if database_id is not None and _bounce_without_list(r, targets):
-                    await identity.suppress(conn, r.profile_id)  # R8: the address bounced
+                    unlisted.append(r.profile_id)
                 done: list[tuple[UUID, SubscriptionStatusChanged]] = []
                 for sub in targets:
                     assert database_id is not None
-                    event = await _reaction(conn, database_id, sub, r)
+                    if r.action == "hard_bounce" and sub.channel == "email":
+                        bounced.append((sub.contact, r.profile_id))
+                    event = _reaction(database_id, sub, r)
                     if event is not None:
                         done.append((sub.sub_id, event))
                 if done:
                     lists[r.profile_id] = list(fold(subs, [e for _, e in done]).subscriptions)
                     changed.add(r.profile_id)
                 moved.append(done)
+            if bounced:  # one statement for the batch, not one per bounce
+                await identity.suppress_addresses(conn, bounced)
+            if unlisted:
+                await identity.suppress(conn, unlisted)
             if changed:
                 await conn.executemany(
                     "UPDATE ingest.subscription_lists SET subscriptions = $2 WHERE profile_id = $1",
@@ -335,8 +343,13 @@ def _categories(
 
 
 def _changes(
-    resource: Resource | None, sub: Subscription, change: Change, env: dict[str, Any]
+    resource: Resource | None,
+    sub: Subscription,
+    change: Change,
+    envelope: Callable[[], dict[str, Any]],
 ) -> list[Event]:
+    """An event per part of the change, each with an envelope of its own (its own id: a log
+    keeps one event per id)."""
     violations: list[Violation] = _priority(change.priority)
     events: list[Event] = []
     if change.categories is not None and resource is not None:
@@ -352,28 +365,26 @@ def _changes(
     if violations:
         raise ValidationError(violations)
     where = {"resource_id": sub.resource_id, "channel": sub.channel}  # for the timeline (R18)
-    # every event its own id: they share the envelope, and a log keeps one event per id
-    env = {k: v for k, v in env.items() if k != "id"}
     if change.status is not None and change.status != sub.status:
         data = SubscriptionStatusChangedData(
             sub_id=sub.sub_id, status=change.status, consent=change.consent, **where
         )
-        events.append(SubscriptionStatusChanged(**env, id=uuid.uuid4(), data=data))
+        events.append(SubscriptionStatusChanged(**envelope(), data=data))
     if change.priority is not None and change.priority != sub.priority:
         data_p = SubscriptionPriorityChangedData(
             sub_id=sub.sub_id, priority=change.priority, **where
         )
-        events.append(SubscriptionPriorityChanged(**env, id=uuid.uuid4(), data=data_p))
+        events.append(SubscriptionPriorityChanged(**envelope(), data=data_p))
     if change.categories:
         data_c = SubscriptionCategoriesChangedData(
             sub_id=sub.sub_id, categories=change.categories, consent=change.consent, **where
         )
-        events.append(SubscriptionCategoriesChanged(**env, id=uuid.uuid4(), data=data_c))
+        events.append(SubscriptionCategoriesChanged(**envelope(), data=data_c))
     if fields or custom:
         data_f = SubscriptionFieldsChangedData(
             sub_id=sub.sub_id, fields=fields, custom=custom, **where
         )
-        events.append(SubscriptionFieldsChanged(**env, id=uuid.uuid4(), data=data_f))
+        events.append(SubscriptionFieldsChanged(**envelope(), data=data_f))
     return events
 
 
@@ -433,13 +444,9 @@ def _bounce_without_list(r: Reaction, targets: Sequence[Subscription]) -> bool:
     )
 
 
-async def _reaction(
-    conn: asyncpg.Connection, database_id: str, sub: Subscription, r: Reaction
-) -> SubscriptionStatusChanged | None:
-    """The status change a campaign action makes on one subscription, or None (R9, R20, R8)."""
+def _reaction(database_id: str, sub: Subscription, r: Reaction) -> SubscriptionStatusChanged | None:
+    """The status change a campaign action makes on one subscription, or None (R9, R20)."""
     status = status_after(sub.status, r.action)
-    if r.action == "hard_bounce" and sub.channel == "email":
-        await identity.suppress_address(conn, sub.contact, r.profile_id)  # R8
     if status is None:
         return None
     return SubscriptionStatusChanged(

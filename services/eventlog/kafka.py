@@ -71,8 +71,9 @@ class KafkaLog:
             self._producer = None
 
     async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
-        encoded = [as_encoded(e) for e in events]
-        return await self._send([(str(e.subject).encode(), e.value, e.headers()) for e in encoded])
+        return await self._send(
+            [(str(e.subject).encode(), e.value, e.headers()) for e in _encoded(events)]
+        )
 
     async def stage(
         self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
