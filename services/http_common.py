@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -41,7 +42,7 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
-def field_errors(violations: list[Violation] | tuple[Violation, ...]) -> list[FieldError]:
+def field_errors(violations: Sequence[Violation]) -> list[FieldError]:
     return [FieldError(field=v.field, rule=v.rule, value=_safe(v.value)) for v in violations]
 
 
@@ -116,18 +117,72 @@ async def json_body(request: Request) -> Any:
         return problem(422, "Invalid request", "The body is not JSON.")
 
 
+async def read_body(
+    request: Request, model: type[M], rules: Callable[[M], Awaitable[Sequence[Violation]]]
+) -> M | ProblemResponse:
+    """The JSON body as `model`, or one 422 naming every error of it: its shape errors and the
+    rules (`rules`, given the parts of the right shape, see `well_shaped`) those parts break,
+    together (a bad email next to an unknown key: both, not only the first kind found)."""
+    document = await json_body(request)
+    if isinstance(document, ProblemResponse):
+        return document
+    try:
+        return model.model_validate(document)
+    except PydanticError as error:
+        rest = well_shaped(model, document, error)
+        broken = await rules(rest) if rest is not None else []
+        return problem(422, "Invalid request", errors=body_errors(error) + field_errors(broken))
+
+
+def well_shaped(model: type[M], document: Any, error: PydanticError) -> M | None:
+    """The parts of a body of the wrong shape that do have the right shape, as `model`: the body
+    without each wrongly shaped value, cut at the deepest object key leading to it (`nickname`,
+    `increment.visits`); None when that is no body either (a required part is wrong or missing,
+    the body is not an object)."""
+    if not isinstance(document, dict):
+        return None
+    places = [tuple(e["loc"]) for e in error.errors(include_url=False)]
+    try:
+        return model.model_validate(_without(document, places))
+    except PydanticError:
+        return None
+
+
+def _without(value: dict[Any, Any], places: Sequence[tuple[Any, ...]]) -> dict[Any, Any]:
+    kept = dict(value)
+    for key in {p[0] for p in places if p and p[0] in value}:
+        inner = [p[1:] for p in places if p and p[0] == key]
+        child = value[key]
+        if isinstance(child, dict) and all(p and p[0] in child for p in inner):
+            kept[key] = _without(child, inner)
+        else:
+            del kept[key]
+    return kept
+
+
+@dataclass(frozen=True)
+class Rejected(Generic[M]):
+    """An item of the wrong shape: its place, its shape errors and its parts of the right shape
+    (`well_shaped`), for the rules to check."""
+
+    index: int
+    errors: tuple[FieldError, ...]
+    rest: M | None
+
+
 def each_valid(
     model: type[M], items: Sequence[Any]
-) -> tuple[list[tuple[int, M]], list[tuple[int, tuple[FieldError, ...]]]]:
-    """Validate each item of a list on its own: the valid ones and the errors of the others,
-    each with its place in the list (one bad item must not reject the rest)."""
+) -> tuple[list[tuple[int, M]], list[Rejected[M]]]:
+    """Validate each item of a list on its own: the valid ones and the others, each with its
+    place in the list (one bad item must not reject the rest)."""
     valid: list[tuple[int, M]] = []
-    invalid: list[tuple[int, tuple[FieldError, ...]]] = []
+    invalid: list[Rejected[M]] = []
     for index, item in enumerate(items):
         try:
             valid.append((index, model.model_validate(item)))
         except PydanticError as error:
-            invalid.append((index, tuple(body_errors(error))))
+            rest = well_shaped(model, item, error)
+            invalid.append(Rejected(index, tuple(body_errors(error)), rest))
     return valid, invalid
 
 

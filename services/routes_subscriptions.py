@@ -44,6 +44,7 @@ from services.http_common import (
     field_errors,
     json_body,
     problem,
+    read_body,
     request_body,
     runtime,
 )
@@ -97,6 +98,7 @@ def write_router() -> APIRouter:
         status_code=201,
         response_model=SubscriptionWriteResponse,
         responses={409: {"model": Problem}, **_ERRORS},
+        openapi_extra=request_body(SubscribeRequest),  # read by the route itself
     )
     r.add_api_route(
         "/profiles/{profile_id}/subscriptions/{sub_id}",
@@ -104,6 +106,7 @@ def write_router() -> APIRouter:
         methods=["PATCH"],
         response_model=SubscriptionWriteResponse,
         responses=_ERRORS,
+        openapi_extra=request_body(SubscriptionPatch),  # read by the route itself
     )
     r.add_api_route(
         "/events",
@@ -206,22 +209,16 @@ async def patch_resource(
     return _resource_response(resource, consistency.token(positions), 200)
 
 
-async def subscribe(
-    profile_id: UUID, body: SubscribeRequest, request: Request, _: auth.Writer
-) -> Any:
+async def subscribe(profile_id: UUID, request: Request, _: auth.Writer) -> Any:
     """Add a subscription (R10-R17); when a limit is hit an existing one is replaced (R14)."""
-    new = NewSubscription(
-        resource_id=body.resource_id,
-        channel=body.channel,
-        contact=body.contact,
-        priority=body.priority,
-        categories=body.categories,
-        fields=body.fields,
-        custom=body.custom,
-        consent=Consent(how=body.how, ip=body.ip),
+    service = _service(request)
+    body = await read_body(
+        request, SubscribeRequest, lambda rest: service.add_rules(profile_id, _new(rest))
     )
+    if isinstance(body, ProblemResponse):
+        return body
     try:
-        outcome = await _service(request).add(profile_id, new)
+        outcome = await service.add(profile_id, _new(body))
     except NotFoundError:
         return problem(404, "Profile not found")
     except ExistsError as exists:
@@ -229,20 +226,18 @@ async def subscribe(
     return _write_response(outcome, 201)
 
 
-async def change(
-    profile_id: UUID, sub_id: UUID, body: SubscriptionPatch, request: Request, _: auth.Writer
-) -> Any:
+async def change(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Writer) -> Any:
     """Change a subscription's status, priority, categories or channel fields."""
-    patch = Change(
-        status=body.status,
-        priority=body.priority,
-        categories=body.categories,
-        fields=body.fields,
-        custom=body.custom,
-        consent=Consent(how=body.how, ip=body.ip),
+    service = _service(request)
+    body = await read_body(
+        request,
+        SubscriptionPatch,
+        lambda rest: service.change_rules(profile_id, sub_id, _change(rest)),
     )
+    if isinstance(body, ProblemResponse):
+        return body
     try:
-        outcome = await _service(request).change(profile_id, sub_id, patch)
+        outcome = await service.change(profile_id, sub_id, _change(body))
     except NotFoundError as missing:
         return problem(404, "Not found", str(missing))
     return _write_response(outcome, 200)
@@ -281,7 +276,7 @@ async def post_events(request: Request, _: auth.Writer) -> Any:
             return problem(422, "Invalid request", errors=body_errors(error))
     assert isinstance(raw, list)
     parsed, invalid = each_valid(PublicEvent, raw)
-    refused = [EventResult(index=i, outcome="rejected", errors=e) for i, e in invalid]
+    refused = [EventResult(index=r.index, outcome="rejected", errors=r.errors) for r in invalid]
     rt = runtime(request)
     outcomes, positions = await Intake(rt.pool, rt.log, rt.geo).accept([e for _, e in parsed])
     results = sorted(
@@ -388,6 +383,30 @@ async def who_receives(
     if isinstance(chosen, NoRecipient):
         return _with(base, reason=chosen.reason, detail=chosen.detail)
     return _with(base, sub_id=chosen.sub_id, contact=chosen.contact, priority=chosen.priority)
+
+
+def _new(body: SubscribeRequest) -> NewSubscription:
+    return NewSubscription(
+        resource_id=body.resource_id,
+        channel=body.channel,
+        contact=body.contact,
+        priority=body.priority,
+        categories=body.categories,
+        fields=body.fields,
+        custom=body.custom,
+        consent=Consent(how=body.how, ip=body.ip),
+    )
+
+
+def _change(body: SubscriptionPatch) -> Change:
+    return Change(
+        status=body.status,
+        priority=body.priority,
+        categories=body.categories,
+        fields=body.fields,
+        custom=body.custom,
+        consent=Consent(how=body.how, ip=body.ip),
+    )
 
 
 def _with(view: RecipientView, **changes: Any) -> RecipientView:

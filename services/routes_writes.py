@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
@@ -32,6 +33,8 @@ from contracts.api import (
     UpdateProfileRequest,
     WriteResponse,
 )
+from domain.database import DatabaseState
+from domain.errors import Violation, collect
 from domain.imports import RefKind
 from domain.updates import UpdateItem, prepare_update
 from services import auth, consistency, identity, structure
@@ -43,6 +46,7 @@ from services.http_common import (
     field_errors,
     json_body,
     problem,
+    read_body,
     request_body,
     runtime,
 )
@@ -70,6 +74,7 @@ def router() -> APIRouter:
         "/profiles/{profile_id}", update_profile, methods=["PATCH"],
         response_model=WriteResponse,
         responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra=request_body(UpdateProfileRequest),  # read by the route itself
     )  # fmt: skip
     r.add_api_route(
         "/profiles/{profile_id}/status", set_status, methods=["PUT"],
@@ -85,13 +90,11 @@ def router() -> APIRouter:
 async def import_profile(database_id: str, request: Request, _: auth.Writer) -> Any:
     """Import one profile: create it, or update the one its identifiers match (R3-R6, R21)."""
     rt = runtime(request)
-    document = await json_body(request)
-    if isinstance(document, ProblemResponse):
-        return document
-    try:
-        body = ImportProfileRequest.model_validate(document)
-    except BodyError as error:
-        return await _every_error(rt, database_id, document, error)
+    body = await read_body(
+        request, ImportProfileRequest, lambda rest: _import_rules(rt, database_id, rest)
+    )
+    if isinstance(body, ProblemResponse):
+        return body
     try:
         result = await rt.importer.run(
             database_id, [item_from_request(body)], body.mode, locate=body.geo, source=SOURCE
@@ -128,19 +131,26 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
         return problem(422, "Invalid request", errors=body_errors(error))
     assert isinstance(items, list)
     valid, invalid = each_valid(ImportProfileRequest, items)
-    good = [(index, item_from_request(body)) for index, body in valid]
-    bad = [BatchItemResult(index=i, outcome="rejected", errors=e) for i, e in invalid]
     rt = runtime(request)
-    try:
-        result = await rt.importer.run(
-            database_id,
-            [item for _, item in good],
-            "api",  # each item may say otherwise (`mode`, `geo`)
-            locate=True,
-            source=SOURCE,
-        )
-    except DatabaseNotFoundError:
+    async with rt.pool.acquire() as conn:
+        database = await structure.load(conn, database_id)
+    if database is None:
         return problem(404, "Database not found")
+    good = [(index, item_from_request(body)) for index, body in valid]
+    bad = [  # an item of the wrong shape: its shape errors and the rules its other parts break
+        BatchItemResult(
+            index=r.index,
+            outcome="rejected",
+            errors=(*r.errors, *field_errors(_broken(database, r.rest))),
+        )
+        for r in invalid
+    ]
+    result = await rt.importer.commit(
+        check(database, [item for _, item in good]),
+        "api",  # each item may say otherwise (`mode`, `geo`)
+        locate=True,
+        source=SOURCE,
+    )
     checked = [_result(o, good[o.index][0]) for o in result.outcomes]
     results = tuple(sorted([*checked, *bad], key=lambda r: r.index))
     if all(r.outcome == "rejected" for r in results):  # nothing was written: a plain 422
@@ -154,14 +164,16 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
     )
 
 
-async def update_profile(
-    profile_id: UUID, body: UpdateProfileRequest, request: Request, _: auth.Writer
-) -> Any:
+async def update_profile(profile_id: UUID, request: Request, _: auth.Writer) -> Any:
     """Set, unset, increment, add or remove tags, change contacts (R3, R6)."""
     rt = runtime(request)
+    body = await read_body(
+        request, UpdateProfileRequest, lambda rest: _update_rules(rt, profile_id, rest)
+    )
+    if isinstance(body, ProblemResponse):
+        return body
     async with rt.pool.acquire() as conn, conn.transaction():  # claims and event as one
-        database_id = await identity.profile_database(conn, profile_id)
-        database = await structure.load(conn, database_id) if database_id else None
+        database = await _profile_database(conn, profile_id)
         if database is None:
             return problem(404, "Profile not found")
         update = prepare_update(database, _update_item(body))
@@ -259,25 +271,40 @@ def _update_item(body: UpdateProfileRequest) -> UpdateItem:
     )
 
 
-async def _every_error(rt: Runtime, database_id: str, document: Any, error: BodyError) -> Any:
-    """A 422 naming every error of a body that is the wrong shape: its shape errors and, for the
-    parts that do have the right shape, the rules of the database (a bad email next to an
-    unknown key: both, not only the first found)."""
-    errors = body_errors(error)
-    wrong = {str(e["loc"][0]) for e in error.errors(include_url=False) if e["loc"]}
-    if isinstance(document, dict):
-        try:
-            rest = ImportProfileRequest.model_validate(
-                {k: v for k, v in document.items() if k not in wrong}
-            )
-        except BodyError:
-            rest = None
-        async with rt.pool.acquire() as conn:
-            database = await structure.load(conn, database_id)
-        if rest is not None and database is not None:
-            (outcome,) = check(database, [item_from_request(rest)]).outcomes
-            errors += field_errors(outcome.violations) if outcome is not None else []
-    return problem(422, "Invalid request", errors=errors)
+async def _import_rules(
+    rt: Runtime, database_id: str, rest: ImportProfileRequest
+) -> tuple[Violation, ...]:
+    """The database's rules the well-shaped parts of an import break (none when it is missing:
+    its 404 is for a body of the right shape)."""
+    async with rt.pool.acquire() as conn:
+        database = await structure.load(conn, database_id)
+    return () if database is None else _broken(database, rest)
+
+
+def _broken(database: DatabaseState, body: ImportProfileRequest | None) -> tuple[Violation, ...]:
+    """The rules of the database an import body breaks (identities aside: they need a write)."""
+    if body is None:
+        return ()
+    (outcome,) = check(database, [item_from_request(body)]).outcomes
+    return () if outcome is None else outcome.violations
+
+
+async def _update_rules(
+    rt: Runtime, profile_id: UUID, rest: UpdateProfileRequest
+) -> list[Violation]:
+    """The rules the well-shaped parts of an update break (none when there is no such profile:
+    its 404 is for a body of the right shape)."""
+    async with rt.pool.acquire() as conn:
+        database = await _profile_database(conn, profile_id)
+    broken: list[Violation] = []
+    if database is not None:
+        collect(broken, lambda: prepare_update(database, _update_item(rest)), None)
+    return broken
+
+
+async def _profile_database(conn: asyncpg.Connection, profile_id: UUID) -> DatabaseState | None:
+    database_id = await identity.profile_database(conn, profile_id)
+    return await structure.load(conn, database_id) if database_id else None
 
 
 def _rejected(outcome: ItemOutcome) -> Any:

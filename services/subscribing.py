@@ -190,6 +190,35 @@ class Subscriptions:
         victim = placement.victim.sub_id if placement.victim else None
         return Outcome(sub_id, events, positions, victim, placement.priority, status)
 
+    async def add_rules(self, profile_id: UUID, new: NewSubscription) -> list[Violation]:
+        """The rules `add` finds `new` breaking, read without a lock and writing nothing; none
+        when there is no such profile (its 404 is for a request of the right shape)."""
+        async with self.pool.acquire() as conn:
+            database_id = await identity.profile_database(conn, profile_id)
+            resource = await resources.load(conn, new.resource_id)
+        broken: list[Violation] = []
+        if database_id is not None:
+            collect(broken, lambda: _checked(resource, database_id, new), None)
+        return broken
+
+    async def change_rules(self, profile_id: UUID, sub_id: UUID, change: Change) -> list[Violation]:
+        """The rules `change` finds `change` breaking, read without a lock and writing nothing;
+        none when there is no such profile or subscription (as `add_rules`)."""
+        async with self.pool.acquire() as conn:
+            if await identity.profile_database(conn, profile_id) is None:
+                return []
+            stored = await conn.fetchval(
+                "SELECT subscriptions FROM ingest.subscription_lists WHERE profile_id = $1",
+                profile_id,
+            )
+            found = [s for s in map(_subscription, stored or []) if s.sub_id == sub_id]
+            if not found:
+                return []
+            resource = await resources.load(conn, found[0].resource_id)
+        broken: list[Violation] = []
+        collect(broken, lambda: _checked_change(resource, change), None)
+        return broken
+
     async def change(self, profile_id: UUID, sub_id: UUID, change: Change) -> Outcome:
         """Change status, priority, categories or fields: an event per part present."""
         async with self._locked(profile_id, sub_id) as (conn, database_id, subs, sub):
@@ -350,20 +379,8 @@ def _changes(
 ) -> list[Event]:
     """An event per part of the change, each with an envelope of its own (its own id: a log
     keeps one event per id)."""
-    violations: list[Violation] = _priority(change.priority)
+    fields, custom = _checked_change(resource, change)
     events: list[Event] = []
-    if change.categories is not None and resource is not None:
-        unknown = [c for c in change.categories if c not in resource.categories]
-        violations += [Violation(f"categories.{c}", "unknown_category", c) for c in unknown]
-    fields: dict[str, JsonValue] = collect(
-        violations, lambda: validate_channel_fields(change.fields or {}), {}
-    )
-    defs = resource.custom_fields if resource is not None else MappingProxyType({})
-    custom: dict[str, JsonValue] = collect(
-        violations, lambda: validate_custom_channel_fields(defs, change.custom or {}), {}
-    )
-    if violations:
-        raise ValidationError(violations)
     where = {"resource_id": sub.resource_id, "channel": sub.channel}  # for the timeline (R18)
     if change.status is not None and change.status != sub.status:
         data = SubscriptionStatusChangedData(
@@ -386,6 +403,27 @@ def _changes(
         )
         events.append(SubscriptionFieldsChanged(**envelope(), data=data_f))
     return events
+
+
+def _checked_change(
+    resource: Resource | None, change: Change
+) -> tuple[dict[str, JsonValue], dict[str, JsonValue]]:
+    """The change's channel fields and custom fields in canonical form; ValidationError listing
+    every rule it breaks."""
+    violations: list[Violation] = _priority(change.priority)
+    if change.categories is not None and resource is not None:
+        unknown = [c for c in change.categories if c not in resource.categories]
+        violations += [Violation(f"categories.{c}", "unknown_category", c) for c in unknown]
+    fields: dict[str, JsonValue] = collect(
+        violations, lambda: validate_channel_fields(change.fields or {}), {}
+    )
+    defs = resource.custom_fields if resource is not None else MappingProxyType({})
+    custom: dict[str, JsonValue] = collect(
+        violations, lambda: validate_custom_channel_fields(defs, change.custom or {}), {}
+    )
+    if violations:
+        raise ValidationError(violations)
+    return fields, custom
 
 
 async def _database(conn: asyncpg.Connection, profile_id: UUID) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -284,6 +284,43 @@ async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> 
     ]
 
 
+async def test_r3_a_batch_item_of_the_wrong_shape_lists_its_rule_errors_too(api: Api) -> None:
+    """Issue 3: a rejected item names its shape errors and the rules its other parts break."""
+    db = await api.database(visits={"type": "number"})
+    mixed = {"nickname": "x", "email": "not-an-email", "custom": {"visits": "many"}}
+    before = await _events(api)
+    response = await api.client.post(
+        f"/v1/databases/{db}/profiles:batch",
+        json={"items": [{"email": "batch-ok@example.com"}, mixed]},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["outcome"] for r in body["results"]] == ["created", "rejected"]
+    assert {(e["field"], e["rule"]) for e in body["results"][1]["errors"]} == {
+        ("nickname", "extra_forbidden"),
+        ("email", "email_syntax"),
+        ("custom.visits", "number_format"),
+    }
+    assert await _events(api) == before + 1  # the good item only
+    nothing = await api.client.post(
+        f"/v1/databases/{db}/profiles:batch",
+        json={
+            "items": [mixed, {"status": "asleep", "email": "never@example.com", "phones": ["12"]}]
+        },
+    )
+    assert nothing.status_code == 422
+    assert {(e["field"], e["rule"]) for e in nothing.json()["errors"]} == {
+        ("items.0.nickname", "extra_forbidden"),
+        ("items.0.email", "email_syntax"),
+        ("items.0.custom.visits", "number_format"),
+        ("items.1.status", "literal_error"),
+        ("items.1.phones", "phone_e164"),
+    }
+    assert await _events(api) == before + 1
+    claims = await api.fetch("SELECT kind, value FROM ingest.identities WHERE database_id = $1", db)
+    assert [tuple(c) for c in claims] == [("email", "batch-ok@example.com")]  # no rejected claim
+
+
 async def test_oversized_requests_are_refused_before_parsing(api: Api) -> None:
     db = await api.database()
     many: dict[str, list[dict[str, object]]] = {"items": [{} for _ in range(1001)]}
@@ -327,6 +364,56 @@ async def test_functional_updates_R3(api: Api) -> None:
     )
     assert wrong.status_code == 422
     assert {e["field"] for e in wrong.json()["errors"]} == {"increment.note", "tags_add.visits"}
+
+
+async def test_r3_patch_lists_shape_and_rule_errors_together(api: Api) -> None:
+    """Issue 3: one 422 names the shape errors of an update and the rules its well-shaped parts
+    break (a Number that is not one next to an unknown key: both), and nothing is written."""
+    db = await api.database(
+        visits={"type": "number"}, bought={"type": "tags"}, note={"type": "line"}
+    )
+    made = await _import(api, db, email="patch-shape@example.com", custom={"visits": 1})
+    pid = made["profile_id"]
+    before = await _events(api)
+    bad = await api.client.patch(
+        f"/v1/profiles/{pid}",
+        json={
+            "nickname": "x",  # not a key of an update
+            "increment": {"visits": "many", "note": 1},  # a shape error next to a rule error
+            "tags_add": {"bought": "not-a-list", "visits": ["x"]},
+            "custom": {"visits": "1.5", "ghost": 1},
+            "fields": {"birthday": "yesterday"},
+            "email": "patch-new@example.com",  # valid: claimed only when the update is written
+            "phones_add": ["+4930111223", "12"],
+        },
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("nickname", "extra_forbidden"),
+        ("increment.visits.int", "int_parsing"),  # int | float: pydantic names each member
+        ("increment.visits.float", "float_parsing"),
+        ("tags_add.bought", "list_type"),
+        ("increment.note", "increment_needs_number_or_float"),
+        ("tags_add.visits", "tags_add_needs_tags"),
+        ("custom.visits", "number_format"),
+        ("custom.ghost", "unknown_field"),
+        ("fields.birthday", "date_format"),
+        ("phones_add", "phone_e164"),
+    }
+    assert await _events(api) == before  # nothing written
+    got = await api.read(f"/v1/profiles/{pid}", made["consistency_token"])
+    assert (got.json()["version"], got.json()["custom"]) == (1, {"visits": 1})
+    claims = await api.fetch("SELECT kind, value FROM ingest.identities WHERE database_id = $1", db)
+    assert [tuple(c) for c in claims] == [("email", "patch-shape@example.com")]  # nothing claimed
+    missing = await api.client.patch(f"/v1/profiles/{uuid4()}", json={"custom": {"visits": "x"}})
+    assert missing.status_code == 404  # a body of the right shape: no such profile comes first
+    unchecked = await api.client.patch(f"/v1/profiles/{uuid4()}", json={"nickname": "x"})
+    assert unchecked.status_code == 422  # the wrong shape, and no database to check the rest
+    assert [(e["field"], e["rule"]) for e in unchecked.json()["errors"]] == [
+        ("nickname", "extra_forbidden")
+    ]
+    assert await _events(api) == before
 
 
 async def test_email_change_frees_the_old_address_R6(api: Api) -> None:

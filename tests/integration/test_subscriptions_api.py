@@ -153,6 +153,119 @@ async def test_bad_subscription_input_names_each_error_and_writes_nothing(api: A
     assert await api.fetch("SELECT count(*) AS n FROM eventlog.events") == before
 
 
+async def _event_count(api: Api) -> int:
+    rows = await api.fetch("SELECT count(*) AS n FROM eventlog.events")
+    return int(rows[0]["n"])
+
+
+async def test_r17_subscribe_lists_shape_and_rule_errors_together(api: Api) -> None:
+    """Issue 4: one 422 names the shape errors of a subscription and the rules its well-shaped
+    parts break (R12, R16, R17, custom fields typed as R3), and nothing is written."""
+    db = await api.database()
+    rid = await _resource(api, db)
+    made = await api.client.post(f"/v1/databases/{db}/profiles", json={})
+    pid, token = made.json()["profile_id"], made.json()["consistency_token"]
+    before = await _event_count(api)
+    lists = "SELECT subscriptions FROM ingest.subscription_lists WHERE profile_id = $1"
+    stored = await api.fetch(lists, uuid.UUID(pid))
+    bad = await api.client.post(
+        f"/v1/profiles/{pid}/subscriptions",
+        json={
+            "resource_id": rid,
+            "channel": "email",
+            "contact": "not-an-email",
+            "priority": "high",
+            "nickname": 1,
+            "categories": {"news": "maybe", "sports": True},
+            "fields": {"device_type": "toaster"},
+            "custom": {"tier": "bronze"},
+            "how": "fax",
+        },
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("priority", "int_parsing"),
+        ("nickname", "extra_forbidden"),
+        ("categories.news", "bool_parsing"),
+        ("how", "literal_error"),
+        ("contact", "email_syntax"),
+        ("categories.sports", "unknown_category"),
+        ("fields.device_type", "enum_option"),
+        ("custom.tier", "enum_option"),
+    }
+    unknown = await api.client.post(  # the resource is looked up for the well-shaped parts too
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": "nope", "channel": "email", "contact": "a@example.com", "x": 1},
+    )
+    assert unknown.status_code == 422
+    assert {(e["field"], e["rule"]) for e in unknown.json()["errors"]} == {
+        ("x", "extra_forbidden"),
+        ("resource_id", "unknown_resource"),
+    }
+    partial = await api.client.post(  # without its contact the rest is no subscription to check
+        f"/v1/profiles/{pid}/subscriptions",
+        json={"resource_id": rid, "channel": "fax", "fields": {"device_type": "toaster"}},
+    )
+    assert partial.status_code == 422
+    assert [(e["field"], e["rule"]) for e in partial.json()["errors"]] == [("contact", "missing")]
+    missing = await api.client.post(
+        f"/v1/profiles/{uuid.uuid4()}/subscriptions",
+        json={"resource_id": rid, "channel": "fax", "contact": "a@example.com"},
+    )
+    assert missing.status_code == 404  # a body of the right shape: no such profile comes first
+    assert await _event_count(api) == before  # nothing written
+    assert await api.fetch(lists, uuid.UUID(pid)) == stored
+    assert await _list(api, pid, token) == []
+
+
+async def test_r17_subscription_patch_lists_shape_and_rule_errors_together(api: Api) -> None:
+    """Issue 4: a change of a subscription names its shape errors and the rules its well-shaped
+    parts break (R12 priority, unknown category, R17 fields, custom fields) in one 422."""
+    db = await api.database()
+    rid = await _resource(api, db)
+    pid = await _profile(api, db)
+    sub = await _subscribe(api, pid, resource_id=rid, channel="email", contact="p@example.com")
+    before = await _event_count(api)
+    bad = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{sub['sub_id']}",
+        json={
+            "status": "asleep",
+            "priority": -1,
+            "categories": {"news": "maybe", "sports": True},
+            "fields": {"device_type": "toaster"},
+            "custom": {"tier": "bronze"},
+            "ip": 5,
+        },
+    )
+    assert bad.status_code == 422
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("status", "literal_error"),
+        ("categories.news", "bool_parsing"),
+        ("ip", "string_type"),
+        ("priority", "min_0"),
+        ("categories.sports", "unknown_category"),
+        ("fields.device_type", "enum_option"),
+        ("custom.tier", "enum_option"),
+    }
+    elsewhere = await api.client.patch(
+        f"/v1/profiles/{pid}/subscriptions/{uuid.uuid4()}", json={"priority": 3}
+    )
+    assert elsewhere.status_code == 404  # a body of the right shape: no such subscription
+    assert await _event_count(api) == before  # nothing written
+    (got,) = await _list(api, pid, sub["consistency_token"])
+    assert (got["status"], got["priority"], got["categories"]) == (
+        "subscribed",
+        0,
+        {"news": True, "deals": True},
+    )
+    assert (got["fields"], got["custom"], [h["change"] for h in got["history"]]) == (
+        {},
+        {},
+        ["added"],
+    )
+
+
 async def test_subscribe_read_back_with_consent_history_R10_R9(api: Api) -> None:
     db = await api.database()
     single = await _resource(api, db)
