@@ -31,6 +31,17 @@ async def delete_topics(bootstrap: str, *topics: str) -> None:
         await admin.close()
 
 
+def decode_rate(payloads: list[bytes]) -> float:
+    """Events/s of decoding alone (bytes to a validated event, as the projector must for each):
+    the ceiling of any projector of these events on one core, whatever it writes."""
+    from contracts import decode
+
+    began = time.perf_counter()
+    for payload in payloads:
+        decode(payload)
+    return len(payloads) / (time.perf_counter() - began)
+
+
 def say(message: str) -> None:
     """A timestamped progress line on stderr (stdout carries the result)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -6,8 +6,11 @@ Needs DATABASE_URL (KAFKA_BOOTSTRAP_SERVERS optional: without it the PostgreSQL 
 embedded default's path). One run: a fresh database; a CSV of N profiles with 10 custom fields;
 a bare `COPY` of that file; the file import through the real job code with the projector as its
 own process, timed until the last row is readable; then a query API process answering
-`GET /v1/profiles/{id}` for random existing profiles while a second import runs, with latency
-percentiles. Prints a table and writes bench/out/import-<timestamp>.json.
+`GET /v1/profiles/{id}` for random existing profiles, five seconds with nothing else running and
+then while a second import runs, with latency percentiles of both. The importing process and
+the projector run at the priority `PROFILES_BACKGROUND_NICE` gives them (as `profiles import`
+and `profiles projector` do); the query API and its client do not. Prints a table and writes
+bench/out/import-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from services.eventlog.port import Position
 from services.import_worker import owning
 from services.local._net import free_port
 from services.local.scratch import scratch_database
-from services.runtime import Runtime, open_runtime, tune_gc
+from services.runtime import Runtime, open_runtime, tune_gc, yield_to_readers
 from services.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,23 +143,32 @@ async def import_file(rt: Runtime, database_id: str, path: Path) -> dict[str, An
     }
 
 
-def read_latencies(base: str, ids: list[str], until: Any, out: Any) -> None:
-    """Sequential GETs of random profiles until `until` is set; latencies (ms) into `out`.
+def read_latencies(base: str, ids_in: Any, idle_done: Any, until: Any, out: Any) -> None:
+    """Sequential GETs of random profiles (ids from `ids_in`): five seconds with nothing else
+    running, then until `until` is set; each phase's latencies (ms) into `out`.
 
     Runs in its own process: measured from the importing process, its own busy event loop
     would be counted as server latency.
     """
-    latencies: list[float] = []
+    ids: list[str] = ids_in.get()
     rng = random.Random(3)
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
-        while not until.is_set():
-            began = time.perf_counter()
-            response = client.get(f"/v1/profiles/{rng.choice(ids)}")
-            latencies.append((time.perf_counter() - began) * 1000)
-            if response.status_code != 200:
-                raise RuntimeError(response.text)
-    out.put(latencies)
+
+        def phase(stop: Callable[[], bool]) -> list[float]:
+            latencies: list[float] = []
+            while not stop():
+                began = time.perf_counter()
+                response = client.get(f"/v1/profiles/{rng.choice(ids)}")
+                latencies.append((time.perf_counter() - began) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(response.text)
+            return latencies
+
+        idle_until = time.perf_counter() + 5
+        out.put(phase(lambda: time.perf_counter() > idle_until))
+        idle_done.set()
+        out.put(phase(until.is_set))
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -204,6 +216,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         "projector_workers": args.projector_workers,
         "rows": args.rows,
         "custom_fields": len(FIELDS),
+        "background_nice": Settings.from_env().background_nice,
     }
     async with scratch_database(server_url, prefix="bench") as url:
         result["bare_copy_rows_per_s"] = round(await bare_copy(url, first))
@@ -213,43 +226,55 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         if kafka:
             env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
         settings = Settings(
-            database_url=url, kafka_bootstrap=kafka, events_topic=topic, bootstrap_key=KEY
+            database_url=url,
+            kafka_bootstrap=kafka,
+            events_topic=topic,
+            bootstrap_key=KEY,
+            background_nice=Settings.from_env().background_nice,
         )
-        rt = await open_runtime(settings)
-        tune_gc()  # as `profiles import` and the API processes do
         logs = OUT_DIR / "import-bench.log"
         workers = ["--workers", str(args.projector_workers)]
         projector = start(["projector", "--batch-size", str(args.batch_size), *workers], env, logs)
+        # the query API and its client start before this process lowers its priority as
+        # `profiles import` does (children inherit it): they stand for other processes
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        query = start(["query-api", "--port", str(port)], env, logs)
+        spawn = multiprocessing.get_context("spawn")
+        done, idle_done, ids_in, out = spawn.Event(), spawn.Event(), spawn.Queue(), spawn.Queue()
+        reader = spawn.Process(
+            target=read_latencies, args=(base, ids_in, idle_done, done, out), daemon=True
+        )
+        reader.start()
+        yield_to_readers(settings.background_nice)
+        rt = await open_runtime(settings)  # after: its database sessions share the priority
+        tune_gc()  # as `profiles import` and the API processes do
         try:
             await create_database(rt, "bench")
             say("importing (projector in its own process)")
             result["import"] = await import_file(rt, "bench", first)
             say(f"import: {result['import']}")
-            port = free_port()
-            query = start(["query-api", "--port", str(port)], env, logs)
-            try:
-                base = f"http://127.0.0.1:{port}"
-                await ready(base)
-                ids = [
-                    str(r["profile_id"])
-                    for r in await rt.pool.fetch(
-                        "SELECT profile_id FROM ingest.profiles TABLESAMPLE SYSTEM (5) LIMIT 20000"
-                    )
-                ]
-                spawn = multiprocessing.get_context("spawn")
-                done, out = spawn.Event(), spawn.Queue()
-                reader = spawn.Process(target=read_latencies, args=(base, ids, done, out))
-                reader.start()
-                say("second import while reading")
-                result["import_while_reading"] = await import_file(rt, "bench", second)
-                done.set()
-                latencies = sorted(await asyncio.to_thread(out.get))
-                reader.join()
-            finally:
-                stop(query)
+            await ready(base)
+            ids = [
+                str(r["profile_id"])
+                for r in await rt.pool.fetch(
+                    "SELECT profile_id FROM ingest.profiles TABLESAMPLE SYSTEM (5) LIMIT 20000"
+                )
+            ]
+            ids_in.put(ids)
+            idle = await asyncio.to_thread(out.get)
+            await asyncio.to_thread(idle_done.wait)
+            result["get_idle"] = percentiles(idle)
+            say(f"GET with nothing else running: {result['get_idle']}")
+            say("second import while reading")
+            result["import_while_reading"] = await import_file(rt, "bench", second)
+            done.set()
+            latencies = sorted(await asyncio.to_thread(out.get))
+            reader.join()
             result["get_during_import"] = percentiles(latencies)
             say(f"GET during import: {result['get_during_import']}")
         finally:
+            stop(query)
             stop(projector)
             await rt.close()
             if kafka:

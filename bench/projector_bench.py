@@ -34,13 +34,14 @@ import pydantic
 import structlog
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import delete_topics
+from bench.common import decode_rate, delete_topics
 from contracts import (
     Event,
     ProfileImported,
     ProfileImportedData,
     ProfileUpdated,
     ProfileUpdatedData,
+    encode,
 )
 from domain.identity import md5_id, xxh_id
 from projections import read_models
@@ -226,6 +227,8 @@ class Result:
     projector_batches: int = 0
     ratio_vs_drain: float = 0.0
     ratio_vs_copy: float = 0.0
+    decode_only_eps: float = 0.0  # decoding alone on one core: the ceiling of any projector
+    decode_only_ratio_vs_drain: float = 0.0
     meets_target: bool = False
     verified: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -474,6 +477,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             result.publish_s = await publish(log, events, args.chunk)
             result.publish_eps = args.events / result.publish_s
             _say(f"published to {topic} at {result.publish_eps:,.0f} events/s")
+            payloads = [encode(e) for e in events]
             del events
 
             total, steady = await raw_drain(bootstrap, topic, args.events)
@@ -502,6 +506,10 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             result.projector_batches = batches
             _say(f"projector at {result.projector_eps:,.0f} events/s")
 
+            result.decode_only_eps = decode_rate(payloads)
+            del payloads
+            _say(f"decoding alone at {result.decode_only_eps:,.0f} events/s")
+
             result.verified = await verify(pool, topic, args.events, args.profiles)
         finally:
             await log.stop()
@@ -513,6 +521,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
 
     result.ratio_vs_drain = result.projector_eps / result.raw_drain_eps
     result.ratio_vs_copy = result.projector_eps / result.copy_rows_per_s
+    result.decode_only_ratio_vs_drain = result.decode_only_eps / result.raw_drain_eps
     result.meets_target = (
         result.ratio_vs_drain >= TARGET_RATIO_VS_DRAIN and result.projector_eps >= TARGET_EPS
     )

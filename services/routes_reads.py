@@ -28,7 +28,14 @@ from domain.identity import md5_id, normalise_email, normalise_phone, placeholde
 from domain.profile import ProfileState
 from projections import history, interactions, profiles, subscriptions
 from services import auth, identity, structure
-from services.http_common import ProblemResponse, caught_up, field_errors, problem, runtime
+from services.http_common import (
+    ProblemResponse,
+    caught_up,
+    field_errors,
+    model_response,
+    problem,
+    runtime,
+)
 
 Token = Annotated[str | None, Header(alias="Consistency-Token")]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -243,7 +250,7 @@ async def get_history(
         cursor=page.cursor,
     )
     headers = {} if reached else {"Consistency": "behind"}
-    return JSONResponse(body.model_dump(mode="json"), headers=headers)
+    return model_response(body, headers=headers)
 
 
 async def _read(request: Request, token: str | None, find: Any) -> Any:
@@ -259,7 +266,7 @@ async def _read(request: Request, token: str | None, find: Any) -> Any:
     if state is None:
         return problem(404, "Profile not found")
     headers = {} if reached else {"Consistency": "behind"}
-    return JSONResponse(view(state).model_dump(mode="json"), headers=headers)
+    return model_response(view(state), headers=headers)
 
 
 def view(state: ProfileState) -> ProfileView:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as BodyError
 
 from contracts import Consent
@@ -43,6 +43,7 @@ from services.http_common import (
     every_error,
     field_errors,
     json_body,
+    model_response,
     problem,
     read_body,
     request_body,
@@ -418,7 +419,7 @@ def _service(request: Request) -> Subscriptions:
     return Subscriptions(rt.pool, rt.log)
 
 
-def _write_response(outcome: Outcome, status: int) -> JSONResponse:
+def _write_response(outcome: Outcome, status: int) -> Response:
     body = SubscriptionWriteResponse(
         sub_id=outcome.sub_id,
         evicted=outcome.evicted,
@@ -426,7 +427,7 @@ def _write_response(outcome: Outcome, status: int) -> JSONResponse:
         status=outcome.status,
         consistency_token=consistency.token(outcome.positions),
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+    return model_response(body, status)
 
 
 def _resource_view(resource: Resource) -> ResourceView:

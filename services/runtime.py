@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,16 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def yield_to_readers(nice: int) -> None:
+    """Lower this process's CPU priority to `nice` (never raise it back): the bulk roles
+    (projector, intake, file import) give way to the API processes on a shared box, so a
+    `GET` answers quickly while an import saturates the cores. Children inherit it."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 @dataclass
@@ -143,7 +154,34 @@ async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool
         min_size=1,
         max_size=max_size,
         server_settings={"search_path": f"{schema},public"},
-        init=jsonb_codec,
+        init=_prepare,
     )
     assert pool is not None
     return pool
+
+
+async def _prepare(conn: asyncpg.Connection) -> None:
+    await jsonb_codec(conn)
+    share_priority(conn)
+
+
+def share_priority(conn: asyncpg.Connection) -> None:
+    """Give a local PostgreSQL backend the CPU priority this process runs at.
+
+    A bulk role niced by `yield_to_readers` does half its work in its database sessions; left at
+    the default priority they still push the readers' sessions off the cores. Only where the
+    server is on this machine and the OS lets us (same user): the pid is checked to be a
+    PostgreSQL process of our own pid namespace, so a server in a container is left alone.
+    """
+    nice = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
+    if nice <= 0:
+        return
+    pid = conn.get_server_pid()
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if not cmdline.read(64).startswith(b"postgres"):
+                return
+        if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:  # not ours to change, or not on this machine: it runs as it is
+        return

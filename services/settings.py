@@ -30,6 +30,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
     dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
+    background_nice: int = 10  # CPU niceness of projector, intake and file import; 0 = as is
 
     @property
     def dedupe_window(self) -> timedelta:
@@ -57,4 +58,5 @@ class Settings:
             max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
             dedupe_days=float(e.get("PROFILES_DEDUPE_DAYS", defaults.dedupe_days)),
+            background_nice=int(e.get("PROFILES_BACKGROUND_NICE", defaults.background_nice)),
         )

@@ -97,6 +97,8 @@ async def test_sigkill_mid_stream_then_restart_applies_every_event_once(
     first = start_profiles(["projector", "--batch-size", "200"], stage.env, tmp_path / "p1.log")
     try:
         at_kill = await wait_for(stage.pool, APPLIED, lambda n: n >= 1500, 90)
+        # a bulk role: it gave the cores to readers (PROFILES_BACKGROUND_NICE, default 10)
+        assert os.getpriority(os.PRIO_PROCESS, first.pid) == 10
         kill(first)
         assert 0 < at_kill < TOTAL, "the kill must land mid-stream"
         await publishing

@@ -1,0 +1,96 @@
+"""Bulk roles give the CPU to readers, and their PostgreSQL sessions follow (issue 3: GET p99
+while imports run). Niceness cannot be raised back, so each case runs in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+_PROBE = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    from services.runtime import create_pool, share_priority, yield_to_readers
+
+    class Elsewhere:  # a connection whose server pid is not a PostgreSQL process here
+        def get_server_pid(self):
+            return int(sys.argv[3])
+
+    async def main():
+        yield_to_readers(int(sys.argv[2]))
+        yield_to_readers(int(sys.argv[2]))  # twice: a level, not a step
+        pool = await create_pool(sys.argv[1], "public")
+        try:
+            async with pool.acquire() as conn:  # the session is alive while it is looked at
+                pid = conn.get_server_pid()
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        local = f.read(64).startswith(b"postgres")
+                    backend = os.getpriority(os.PRIO_PROCESS, pid) if local else None
+                except OSError:
+                    local, backend = False, None
+        finally:
+            await pool.close()
+        share_priority(Elsewhere())
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        print(json.dumps({"own": own, "local": local, "backend": backend}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _probe(database_url: str, nice: int, bystander: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, database_url, str(nice), str(bystander)],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.postgres
+def test_a_bulk_role_lowers_its_priority_and_its_database_sessions_and_nothing_else(
+    database_url: str,
+) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        seen = _probe(database_url, 7, bystander.pid)
+        assert seen["own"] == 7  # not 14: yielding twice is idempotent
+        if not seen["local"]:
+            pytest.skip("the PostgreSQL server is not a process of this machine (container)")
+        assert seen["backend"] == 7  # the pooled session followed
+        assert os.getpriority(os.PRIO_PROCESS, bystander.pid) == 0  # not a backend: left alone
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.postgres
+def test_nice_zero_leaves_every_priority_as_it_is(database_url: str) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        seen = _probe(database_url, 0, bystander.pid)
+        assert seen["own"] == 0
+        assert seen["backend"] in (0, None)  # None: a server in a container, not ours to see
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_background_nice_is_read_from_the_environment() -> None:
+    assert Settings.from_env({}).background_nice == 10
+    assert Settings.from_env({"PROFILES_BACKGROUND_NICE": "0"}).background_nice == 0
+    assert Settings.from_env({"PROFILES_BACKGROUND_NICE": "19"}).background_nice == 19
