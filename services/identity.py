@@ -9,10 +9,10 @@ statements, in order: a later item sees what an earlier one claimed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -25,6 +25,7 @@ RefKind = Literal["profile_id", "md5_id", "xxh_id"]
 Key = tuple[str, str]  # (kind, value): ("email", …), ("phone", …), ("field:<name>", …)
 MULTI_VALUED = frozenset({"phone"})
 _ATTEMPTS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,32 @@ async def resolve(
     conn: asyncpg.Connection, database_id: str, claims: Sequence[Claim]
 ) -> list[Resolution]:
     """Resolve and record the claims of a batch atomically; a result per claim, in order."""
+    results, _ = await resolve_then(conn, database_id, claims, _nothing)
+    return results
+
+
+async def resolve_then(
+    conn: asyncpg.Connection,
+    database_id: str,
+    claims: Sequence[Claim],
+    then: Callable[[list[Resolution]], Awaitable[T]],
+) -> tuple[list[Resolution], T]:
+    """Resolve the claims and run `then` on the results in the same transaction, retried as
+    one: what `then` writes (an import's events, staged on the log) commits with the claims or
+    not at all, so a crash between the two never leaves a claimed profile without its event."""
     for attempt in range(_ATTEMPTS):
         try:
             async with conn.transaction():
-                return await _resolve_once(conn, database_id, claims)
+                results = await _resolve_once(conn, database_id, claims)
+                return results, await then(results)
         except (_LostRaceError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _nothing(_: list[Resolution]) -> None:
+    return None
 
 
 async def _resolve_once(

@@ -1,8 +1,9 @@
 """The import pipeline shared by single, batch and file imports (R3-R8, R21).
 
-Validate every item against the database structure, locate Reg IP, resolve identities in one
-set-based transaction, then append one `profile.imported` per accepted item. A rejected item
-carries all its violations and never stops the others.
+Validate every item against the database structure, locate Reg IP, then resolve identities in
+one set-based transaction that also stages one `profile.imported` per accepted item on the log
+(claims and events commit together; on Kafka the outbox publishes them after the commit). A
+rejected item carries all its violations and never stops the others.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from domain.errors import DomainError, ValidationError, Violation
 from domain.geo import registration_fields
 from domain.imports import ImportItem, PreparedImport, RefKind, prepare
 from services import identity, structure
-from services.eventlog.port import EventLog, Position
+from services.eventlog.port import EventLog, Position, Staged
 from services.geo import GeoLocator
 
 NOT_SENDABLE = frozenset(
@@ -117,15 +118,15 @@ class Importer:
         source: str,
         ids: Sequence[UUID] | None = None,
     ) -> ImportResult:
-        """Resolve identities and append the events of items `check` accepted."""
+        """Resolve identities and append the events of items `check` accepted, in one
+        transaction: the claims and the events commit together (on Kafka the events go through
+        the outbox and are published after the commit)."""
         outcomes = list(checked.outcomes)
         accepted = checked.accepted
         database_id = checked.database_id
-        async with self.pool.acquire() as conn:
-            emails = [p.email for _, p in accepted if p.email]
-            blocked = await identity.suppressed(conn, emails)
-            claims = [identity.Claim(p.keys, p.ref) for _, p in accepted]
-            resolutions = await identity.resolve(conn, database_id, claims)
+        now = datetime.now(UTC)
+
+        async def stage(resolutions: list[identity.Resolution]) -> Staged:
             # R8 also for an import that names the profile but not its (suppressed) address
             matched = [
                 r.profile_id
@@ -133,32 +134,38 @@ class Importer:
                 if isinstance(r, identity.Resolved) and not r.created and not p.email
             ]
             blocked_profiles = await identity.suppressed_profiles(conn, matched)
-        now = datetime.now(UTC)
-        events = []
-        for (index, ready), resolution in zip(accepted, resolutions, strict=True):
-            if not isinstance(resolution, identity.Resolved):
-                outcomes[index] = ItemOutcome(index, violations=tuple(resolution))
-                continue
-            suppressed = ready.email in blocked or resolution.profile_id in blocked_profiles
-            event_id = ids[index] if ids is not None else uuid.uuid4()
-            here = locate if ready.locate is None else ready.locate
-            events.append(
-                self._event(
-                    database_id,
-                    ready,
-                    resolution,
-                    ready.mode or mode,
-                    now,
-                    source,
-                    here,
-                    event_id,
-                    _suppressed(ready.status) if suppressed else ready.status,
+            events = []
+            for (index, ready), resolution in zip(accepted, resolutions, strict=True):
+                if not isinstance(resolution, identity.Resolved):
+                    outcomes[index] = ItemOutcome(index, violations=tuple(resolution))
+                    continue
+                suppressed = ready.email in blocked or resolution.profile_id in blocked_profiles
+                event_id = ids[index] if ids is not None else uuid.uuid4()
+                here = locate if ready.locate is None else ready.locate
+                events.append(
+                    self._event(
+                        database_id,
+                        ready,
+                        resolution,
+                        ready.mode or mode,
+                        now,
+                        source,
+                        here,
+                        event_id,
+                        _suppressed(ready.status) if suppressed else ready.status,
+                    )
                 )
-            )
-            outcomes[index] = ItemOutcome(
-                index, resolution.profile_id, resolution.created, suppressed
-            )
-        positions = await self.log.append(events) if events else []
+                outcomes[index] = ItemOutcome(
+                    index, resolution.profile_id, resolution.created, suppressed
+                )
+            return await self.log.stage(conn, events)
+
+        async with self.pool.acquire() as conn:
+            emails = [p.email for _, p in accepted if p.email]
+            blocked = await identity.suppressed(conn, emails)
+            claims = [identity.Claim(p.keys, p.ref) for _, p in accepted]
+            _, staged = await identity.resolve_then(conn, database_id, claims, stage)
+        positions = await self.log.publish(staged)
         return ImportResult([o for o in outcomes if o is not None], positions)
 
     def _event(

@@ -67,7 +67,7 @@ class Intake:
         canonical: list[EncodedEvent] = []
         reactions: list[tuple[int, UUID, str, dict[str, Any]]] = []
         for index, public in enumerate(events):
-            owner = owners.get(public.profile)
+            owner = owners[index]
             try:
                 data = _data(public, others)
             except ValidationError as bad:
@@ -179,8 +179,10 @@ async def _live(conn: asyncpg.Connection, ids: list[UUID]) -> set[UUID]:
 
 async def _resolve(
     conn: asyncpg.Connection, refs: Sequence[ProfileRef]
-) -> dict[ProfileRef, tuple[UUID, str]]:
-    """Each reference's live profile and database, in three queries at most."""
+) -> list[tuple[UUID, str] | None]:
+    """Each reference's live profile and database (None: no such profile), in order, in two
+    queries at most. Looked up by place, not by reference: a frozen model hashes every field
+    in Python, twice per event."""
     by_id = [r.profile_id for r in refs if r.profile_id is not None]
     md5s = [r.md5_id.lower() for r in refs if r.md5_id is not None]
     xxhs = [r.xxh_id.lower() for r in refs if r.xxh_id is not None]
@@ -198,8 +200,8 @@ async def _resolve(
         found["id", str(r["profile_id"])] = row
         found["md5", r["md5_id"]] = row
         found["xxh", r["xxh_id"]] = row
-    keys = {r: _key(r) for r in refs}
-    claims = [k for k in keys.values() if k is not None and k[0] in ("email", "phone")]
+    keys = [_key(r) for r in refs]
+    claims = [k for k in keys if k is not None and k[0] in ("email", "phone")]
     if claims:
         rows = await conn.fetch(
             "SELECT i.database_id, i.kind, i.value, i.profile_id FROM ingest.identities i "
@@ -211,12 +213,7 @@ async def _resolve(
         )
         for r in rows:
             found[r["kind"], r["value"], r["database_id"]] = (r["profile_id"], r["database_id"])
-    out = {}
-    for ref, key in keys.items():
-        hit = found.get(key) if key is not None else None
-        if hit is not None:
-            out[ref] = hit
-    return out
+    return [None if key is None else found.get(key) for key in keys]
 
 
 def _key(ref: ProfileRef) -> tuple[str, ...] | None:
