@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from contracts import (
@@ -39,9 +39,9 @@ SUBSCRIPTION_EVENTS = (
 SUBSCRIPTION_TYPES = frozenset(c.model_fields["type"].default for c in SUBSCRIPTION_EVENTS)
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One consent-relevant change of one subscription."""
+class LedgerEntry(NamedTuple):
+    """One consent-relevant change of one subscription (a tuple: a replay makes one per event,
+    and a frozen dataclass's `__init__` costs several times a tuple's)."""
 
     sub_id: UUID
     at: datetime
@@ -80,7 +80,7 @@ def fold(subs: Sequence[Subscription], events: Iterable[Event]) -> Folded:
     drafts, gone, ids = work.drafts, work.gone, work.ids
     order = list(kept) + [i for i in drafts if i not in kept]
     final = tuple(
-        Subscription(**drafts[i]) if i in drafts else kept[i] for i in order if i not in gone
+        Subscription.of(drafts[i]) if i in drafts else kept[i] for i in order if i not in gone
     )
     present = {i for i in order if i not in gone}
     return Folded(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -117,10 +117,7 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
                 when = folded.updated_at.get(
                     sub.sub_id, old.updated_at if old is not None else sub.created_at
                 )
-                if (
-                    old is not None
-                    and replace(sub, priority=old.subscription.priority) == old.subscription
-                ):
+                if old is not None and _only_priority_moved(sub, old.subscription):
                     moved.append((sub.sub_id, sub.priority, when))
                 else:
                     upserts.append((profile_id, sub, when))
@@ -232,21 +229,17 @@ async def _resources(
     )
 
 
+def _only_priority_moved(new: Subscription, old: Subscription) -> bool:
+    """Whether `new` is `old` with another priority (an R13 shift): compared field by field, not
+    by building a copy of `new` with the old priority."""
+    return all(getattr(new, name) == getattr(old, name) for name in _BUT_PRIORITY)
+
+
+_BUT_PRIORITY = tuple(f.name for f in fields(Subscription) if f.name != "priority")
+
+
 def _stored(r: asyncpg.Record) -> StoredSubscription:
-    sub = Subscription(
-        sub_id=r["sub_id"],
-        resource_id=r["resource_id"],
-        channel=r["channel"],
-        contact=r["contact"],
-        status=r["status"],
-        priority=r["priority"],
-        created_at=r["created_at"],
-        categories=r["categories"],
-        fields=r["fields"],
-        custom=r["custom"],
-        deleted=r["deleted"],
-    )
-    return StoredSubscription(r["profile_id"], sub, r["updated_at"])
+    return StoredSubscription(r["profile_id"], Subscription.of(r), r["updated_at"])
 
 
 async def raw(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
