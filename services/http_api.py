@@ -41,9 +41,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = await open_runtime(settings)
         app.state.rt = rt
-        async with rt.pool.acquire() as conn:
-            await auth.install(conn)
-            written = await auth.bootstrap(conn, settings.data_dir, settings.bootstrap_key)
+        try:
+            async with rt.pool.acquire() as conn:
+                await auth.install(conn)
+                written = await auth.bootstrap(conn, settings.data_dir, settings.bootstrap_key)
+        except BaseException:  # e.g. a malformed bootstrap key: stop what the start began
+            await rt.close()
+            raise
         if written is not None:
             log.info("auth.admin_key_written", path=str(written), read_it_with=f"cat {written}")
         app.state.auth = auth.Authenticator(rt.pool)

@@ -104,21 +104,33 @@ async def open_runtime(settings: Settings) -> Runtime:
     """Connect, migrate, and start the event log the settings choose."""
     geo = open_locator(settings.geoip_db)  # a bad file fails the start, not the first import
     url, embedded = await asyncio.to_thread(database_url, settings)
-    pool = await create_pool(url, settings.read_schema)
-    async with pool.acquire() as conn:
-        await migrate(conn, settings.read_schema)
-        await ingest_schema.install(conn)
-    log: EventLog = (
-        KafkaLog(
-            settings.kafka_bootstrap,
-            topic=settings.events_topic,
-            partitions=settings.kafka_partitions,
-            pool=pool,
+    pool: asyncpg.Pool | None = None
+    try:
+        pool = await create_pool(url, settings.read_schema)
+        async with pool.acquire() as conn:
+            await migrate(conn, settings.read_schema)
+            await ingest_schema.install(conn)
+        log: EventLog = (
+            KafkaLog(
+                settings.kafka_bootstrap,
+                topic=settings.events_topic,
+                partitions=settings.kafka_partitions,
+                pool=pool,
+            )
+            if settings.kafka_bootstrap
+            else PostgresLog(pool, topic=settings.events_topic)
         )
-        if settings.kafka_bootstrap
-        else PostgresLog(pool, topic=settings.events_topic)
-    )
-    await log.start()
+        await log.start()
+    except BaseException:  # a start that fails leaves no embedded server behind
+        if pool is not None:
+            await pool.close()
+        if geo is not None:
+            geo.close()
+        if embedded is not None:
+            from services.local.postgres import stop_postgres
+
+            await asyncio.to_thread(stop_postgres, embedded)
+        raise
     return Runtime(
         settings=settings, database_url=url, pool=pool, log=log, embedded=embedded, geo=geo
     )

@@ -147,6 +147,34 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
     assert postgres_running(tmp_path / "data" / "postgres") is None  # stopped with the service
 
 
+@pytest.mark.parametrize(
+    ("setting", "why"),
+    [
+        ({"PROFILES_BOOTSTRAP_KEY": "not-a-key"}, "API key"),  # refused by the app's start
+        ({"PROFILES_READ_SCHEMA": 'no"such'}, "Error"),  # refused by the runtime's migration
+    ],
+)
+def test_serve_that_fails_to_start_stops_its_embedded_postgres(
+    tmp_path: Path, setting: dict[str, str], why: str
+) -> None:
+    proc = start_profiles(
+        ["serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        setting,
+        tmp_path / "serve.log",
+        unset=("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    try:
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            terminate(proc)
+    output = (tmp_path / "serve.log").read_text()
+    assert code != 0, output[-3000:]
+    assert "postgres.started" in output  # the failure came after the embedded server was up
+    assert why in output  # and says why
+    assert postgres_running(tmp_path / "data" / "postgres") is None  # and nothing is left running
+
+
 @pytest.mark.kafka
 async def test_distributed_roles_over_kafka(
     database_url: str, kafka_bootstrap: str, tmp_path: Path
