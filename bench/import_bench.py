@@ -43,7 +43,7 @@ from services.eventlog.port import Position
 from services.import_worker import owning
 from services.local._net import free_port
 from services.local.scratch import scratch_database
-from services.runtime import Runtime, open_runtime, tune_gc, yield_to_readers
+from services.runtime import Runtime, open_runtime, tune_gc
 from services.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,7 +236,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         workers = ["--workers", str(args.projector_workers)]
         projector = start(["projector", "--batch-size", str(args.batch_size), *workers], env, logs)
         # the query API and its client start before this process lowers its priority as
-        # `profiles import` does (children inherit it): they stand for other processes
+        # `profiles import` does (children would inherit it): they stand for other processes
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         query = start(["query-api", "--port", str(port)], env, logs)
@@ -246,10 +246,11 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
             target=read_latencies, args=(base, ids_in, idle_done, done, out), daemon=True
         )
         reader.start()
-        yield_to_readers(settings.background_nice)
-        rt = await open_runtime(settings)  # after: its database sessions share the priority
-        tune_gc()  # as `profiles import` and the API processes do
+        rt: Runtime | None = None
         try:
+            # lowers every thread of this process, as `profiles import` does
+            rt = await open_runtime(settings, background=True)
+            tune_gc()  # as `profiles import` and the API processes do
             await create_database(rt, "bench")
             say("importing (projector in its own process)")
             result["import"] = await import_file(rt, "bench", first)
@@ -262,21 +263,23 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
                 )
             ]
             ids_in.put(ids)
-            idle = await asyncio.to_thread(out.get)
-            await asyncio.to_thread(idle_done.wait)
+            idle = await asyncio.to_thread(out.get, timeout=120)
+            await asyncio.to_thread(idle_done.wait, 120)
             result["get_idle"] = percentiles(idle)
             say(f"GET with nothing else running: {result['get_idle']}")
             say("second import while reading")
             result["import_while_reading"] = await import_file(rt, "bench", second)
             done.set()
-            latencies = sorted(await asyncio.to_thread(out.get))
-            reader.join()
+            latencies = sorted(await asyncio.to_thread(out.get, timeout=120))
             result["get_during_import"] = percentiles(latencies)
             say(f"GET during import: {result['get_during_import']}")
         finally:
+            reader.terminate()
+            reader.join(10)
             stop(query)
             stop(projector)
-            await rt.close()
+            if rt is not None:
+                await rt.close()
             if kafka:
                 await delete_topics(kafka, topic)
     return result

@@ -19,7 +19,7 @@ from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import Projector
-from services.runtime import Runtime, open_runtime, run_loop, tune_gc, yield_to_readers
+from services.runtime import Runtime, open_runtime, run_loop, tune_gc
 from services.settings import Settings
 
 app = typer.Typer(
@@ -151,8 +151,7 @@ async def _until_signalled(
     settings: Settings, work: Callable[[Runtime, asyncio.Event], Awaitable[None]]
 ) -> None:
     """Run a long-lived background role on a runtime until SIGTERM/SIGINT, then close it."""
-    yield_to_readers(settings.background_nice)
-    rt = await open_runtime(settings)
+    rt = await open_runtime(settings, background=True)
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

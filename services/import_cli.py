@@ -13,7 +13,7 @@ from domain.errors import ValidationError
 from services import file_imports, structure
 from services.file_imports import Format
 from services.import_worker import owning
-from services.runtime import open_runtime, run_loop, tune_gc, yield_to_readers
+from services.runtime import open_runtime, run_loop, tune_gc
 from services.settings import Settings
 
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -31,8 +31,7 @@ def run_import(settings: Settings, file: Path, database_id: str, fmt: str | None
 
 
 async def _run(settings: Settings, file: Path, database_id: str, fmt: Format, geo: bool) -> int:
-    yield_to_readers(settings.background_nice)
-    rt = await open_runtime(settings)
+    rt = await open_runtime(settings, background=True)
     tune_gc()
     try:
         async with rt.pool.acquire() as conn:

@@ -53,11 +53,25 @@ def tune_gc() -> None:
 def yield_to_readers(nice: int) -> None:
     """Lower this process's CPU priority to `nice` (never raise it back): the bulk roles
     (projector, intake, file import) give way to the API processes on a shared box, so a
-    `GET` answers quickly while an import saturates the cores. Children inherit it."""
-    if nice > 0 and hasattr(os, "setpriority"):
-        current = os.getpriority(os.PRIO_PROCESS, 0)
-        if current < nice:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    `GET` answers quickly while an import saturates the cores.
+
+    On Linux a priority belongs to a thread: every thread the process already has is lowered
+    (an executor thread made earlier would otherwise go on checking rows at the old priority);
+    threads and child processes made later inherit it. Call it after starting an embedded
+    PostgreSQL, which must not inherit it (the API processes share that server).
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process is the unit
+        threads = [0]
+    for tid in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:  # the thread ended meanwhile
+            continue
 
 
 @dataclass
@@ -100,10 +114,14 @@ def database_url(settings: Settings) -> tuple[str, Path | None]:
     return start_postgres(folder), folder
 
 
-async def open_runtime(settings: Settings) -> Runtime:
-    """Connect, migrate, and start the event log the settings choose."""
+async def open_runtime(settings: Settings, *, background: bool = False) -> Runtime:
+    """Connect, migrate, and start the event log the settings choose. A `background` role
+    (projector, intake, file import) lowers its priority once the database is up, before its
+    sessions open (`yield_to_readers`, `share_priority`)."""
     geo = open_locator(settings.geoip_db)  # a bad file fails the start, not the first import
     url, embedded = await asyncio.to_thread(database_url, settings)
+    if background:  # after an embedded server started: it serves the API roles too
+        yield_to_readers(settings.background_nice)
     pool: asyncpg.Pool | None = None
     try:
         pool = await create_pool(url, settings.read_schema)
@@ -174,26 +192,41 @@ async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool
 
 async def _prepare(conn: asyncpg.Connection) -> None:
     await jsonb_codec(conn)
-    share_priority(conn)
+    await share_priority(conn)
 
 
-def share_priority(conn: asyncpg.Connection) -> None:
-    """Give a local PostgreSQL backend the CPU priority this process runs at.
+async def share_priority(conn: asyncpg.Connection) -> None:
+    """Give a local PostgreSQL session the CPU priority this process runs at.
 
-    A bulk role niced by `yield_to_readers` does half its work in its database sessions; left at
-    the default priority they still push the readers' sessions off the cores. Only where the
-    server is on this machine and the OS lets us (same user): the pid is checked to be a
-    PostgreSQL process of our own pid namespace, so a server in a container is left alone.
+    A bulk role lowered by `yield_to_readers` does half its work in its database sessions; left
+    at the default priority they still push the readers' sessions off the cores. Only where the
+    server is a process of this machine that the OS lets us change (same user): the pid the
+    server reports must be a PostgreSQL backend here that started when the server says the
+    session started, so a server elsewhere (a container, another host, a pooler) is left alone.
     """
     nice = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
     if nice <= 0:
         return
+    started = await conn.fetchval(
+        "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+    )
     pid = conn.get_server_pid()
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            if not cmdline.read(64).startswith(b"postgres"):
-                return
+        if started is None or not _is_backend_here(pid, started.timestamp()):
+            return
         if os.getpriority(os.PRIO_PROCESS, pid) < nice:
             os.setpriority(os.PRIO_PROCESS, pid, nice)
-    except OSError:  # not ours to change, or not on this machine: it runs as it is
+    except (OSError, ValueError, IndexError):  # not here, or not ours: it runs as it is
         return
+
+
+def _is_backend_here(pid: int, started: float) -> bool:
+    """Whether local process `pid` is a PostgreSQL backend that started at `started` (epoch s)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:  # /proc is in memory: never blocks
+        if not cmdline.read(64).startswith(b"postgres: "):
+            return False
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        ticks = int(stat.read().rsplit(b")", 1)[1].split()[19])  # field 22: start time
+    with open("/proc/stat", "rb") as system:
+        boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime"))
+    return abs(boot + ticks / os.sysconf("SC_CLK_TCK") - started) < 2.0
