@@ -230,7 +230,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
             kafka_bootstrap=kafka,
             events_topic=topic,
             bootstrap_key=KEY,
-            background_nice=Settings.from_env().background_nice,
+            background_nice=result["background_nice"],
         )
         logs = OUT_DIR / "import-bench.log"
         workers = ["--workers", str(args.projector_workers)]

@@ -91,13 +91,21 @@ class Runtime:
 
     async def close(self) -> None:
         await self.log.stop()
-        await self.pool.close()
-        if self.geo is not None:
-            self.geo.close()
-        if self.embedded is not None:
-            from services.local.postgres import stop_postgres
+        await _release(self.pool, self.geo, self.embedded)
 
-            await asyncio.to_thread(stop_postgres, self.embedded)
+
+async def _release(
+    pool: asyncpg.Pool | None, geo: GeoLocator | None, embedded: Path | None
+) -> None:
+    """Close what a runtime opened below its log, and stop the embedded server it started."""
+    if pool is not None:
+        await pool.close()
+    if geo is not None:
+        geo.close()
+    if embedded is not None:
+        from services.local.postgres import stop_postgres
+
+        await asyncio.to_thread(stop_postgres, embedded)
 
 
 def database_url(settings: Settings) -> tuple[str, Path | None]:
@@ -140,14 +148,7 @@ async def open_runtime(settings: Settings, *, background: bool = False) -> Runti
         )
         await log.start()
     except BaseException:  # a start that fails leaves no embedded server behind
-        if pool is not None:
-            await pool.close()
-        if geo is not None:
-            geo.close()
-        if embedded is not None:
-            from services.local.postgres import stop_postgres
-
-            await asyncio.to_thread(stop_postgres, embedded)
+        await _release(pool, geo, embedded)
         raise
     return Runtime(
         settings=settings, database_url=url, pool=pool, log=log, embedded=embedded, geo=geo
