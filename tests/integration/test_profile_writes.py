@@ -1,0 +1,84 @@
+"""The profiles read model's writes against PostgreSQL: the narrow activity update (R21, R7)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from contracts import CampaignActionData, CampaignOpened, Event
+from domain.identity import md5_id, xxh_id
+from projections import profiles
+from tests.factories import T0, imported, status_changed, updated
+from tests.pg import migrated_pool
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with migrated_pool(database_url) as p:
+        yield p
+
+
+def _opened(subject: uuid.UUID, seconds: int) -> Event:
+    return CampaignOpened(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=T0 + timedelta(seconds=seconds),
+        subject=subject,
+        database_id="db1",
+        data=CampaignActionData(campaign_id="c1", ip="81.2.69.142", location={"city": "London"}),
+    )
+
+
+async def test_activity_rewrites_its_columns_and_keeps_the_rest_R21(pool: asyncpg.Pool) -> None:
+    """One batch with a narrow update, a status move and a whole-row merge; every column of
+    every row read back as the fold made it."""
+    located, moved, merged = (uuid.uuid4() for _ in range(3))
+    async with pool.acquire() as conn:
+        await profiles.project(
+            conn,
+            [
+                imported(p, 0, email=f"{n}@example.com", phones=(f"+44207946000{n}",),
+                         custom={"score": n}, fields={"first_name": f"N{n}"})
+                for n, p in enumerate((located, moved, merged))
+            ],
+        )  # fmt: skip
+        batch = [
+            _opened(located, 10),
+            status_changed(moved, 11, "unsubscribed"),
+            _opened(merged, 12),
+            updated(merged, 13, custom_set={"score": 9}),
+        ]
+        loaded = await profiles.load(conn, {e.subject for e in batch})
+        assert profiles.apply(loaded, batch).activity_only == {located, moved}
+        async with conn.transaction():
+            await profiles.project(conn, batch)
+        rows = {r["profile_id"]: r for r in await conn.fetch("SELECT * FROM profiles")}
+    one = rows[located]
+    assert one["fields"] == {"first_name": "N0", "city": "London", "latest_ip": "81.2.69.142"}
+    assert sorted(one["located"]) == ["city", "latest_ip"]
+    assert (one["version"], one["updated_at"]) == (2, T0 + timedelta(seconds=10))
+    assert (one["email"], one["phones"], one["custom"]) == (
+        "0@example.com", ["+442079460000"], {"score": 0},
+    )  # fmt: skip
+    assert (one["status"], one["import_mode"]) == ("subscribed", "api")
+    two = rows[moved]
+    assert (two["status"], two["version"], two["fields"]) == (
+        "unsubscribed",
+        2,
+        {"first_name": "N1"},
+    )
+    assert (two["email"], two["custom"]) == ("1@example.com", {"score": 1})
+    three = rows[merged]
+    assert (three["custom"], three["version"], three["fields"]["city"]) == (
+        {"score": 9},
+        3,
+        "London",
+    )
+    for pid, row in rows.items():  # the hashed ids are not among the narrow columns: kept
+        assert (row["md5_id"], row["xxh_id"]) == (md5_id(pid), xxh_id(pid))
