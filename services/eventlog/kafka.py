@@ -12,11 +12,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
+from services.eventlog.murmur2 import murmur2
 from services.eventlog.outbox import Outbox, Record
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
 
@@ -171,9 +171,9 @@ async def send_batched(
 
 @functools.lru_cache(maxsize=1 << 18)
 def _hashed(key: bytes) -> int:
-    """The default partitioner's hash of a key; cached: aiokafka's murmur2 is pure Python
-    (about 10 µs a key) and a busy profile's key comes back again and again."""
-    return int(murmur2(key)) & 0x7FFFFFFF
+    """The default partitioner's hash of a key; cached: murmur2 in Python costs microseconds
+    a key and a busy profile's key comes back again and again."""
+    return murmur2(key) & 0x7FFFFFFF
 
 
 async def _ship(
