@@ -74,3 +74,36 @@ def run(name: str, bench: Callable[[str], Coroutine[Any, Any, dict[str, Any]]]) 
     (OUT_DIR / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
+
+
+async def table_writes(pool: Any) -> dict[str, dict[str, int]]:
+    """Rows inserted, updated (and of those HOT, touching no index) and deleted, per table.
+
+    Counters are cumulative: take two and subtract (`writes_between`).
+    """
+    rows = await pool.fetch(
+        "SELECT schemaname || '.' || relname AS name, n_tup_ins, n_tup_upd, n_tup_hot_upd, "
+        "n_tup_del FROM pg_stat_user_tables"
+    )
+    return {
+        r["name"]: {
+            "inserted": r["n_tup_ins"],
+            "updated": r["n_tup_upd"],
+            "hot": r["n_tup_hot_upd"],
+            "deleted": r["n_tup_del"],
+        }
+        for r in rows
+    }
+
+
+def writes_between(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """The tables written between two `table_writes`, with what changed."""
+    out = {}
+    for name, now in sorted(after.items()):
+        was = before.get(name, {})
+        moved = {k: v - was.get(k, 0) for k, v in now.items() if v != was.get(k, 0)}
+        if moved:
+            out[name] = moved
+    return out
