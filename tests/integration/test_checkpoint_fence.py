@@ -61,3 +61,21 @@ async def test_staging_twice_in_one_transaction_merges_only_the_second_rows(
             assert [r["database_id"] for r in await conn.fetch(f"SELECT * FROM {second}")] == ["b"]
         # the next transaction of the session finds it empty (ON COMMIT DELETE ROWS)
         assert await conn.fetchval(f"SELECT count(*) FROM {second}") == 0
+
+
+async def test_a_batch_with_an_applied_id_applies_only_the_new_ones(
+    pool: asyncpg.Pool,
+) -> None:
+    """DESIGN 3, event ids dedupe double publishes: the fast path (a COPY of the ids) fails on
+    the duplicate inside its savepoint; the batch then goes through the insert that skips
+    known ids, and commits."""
+    first, again, new = (imported(uuid.uuid4(), n) for n in range(3))
+    async with pool.acquire() as conn:
+        one = Batch([first], [], {0: (0, 1)})
+        assert await apply_batch(conn, "profiles", "t", one, profiles.project) == 1
+        two = Batch([first, again, new, again], [], {0: (1, 5)})
+        assert await apply_batch(conn, "profiles", "t", two, profiles.project) == 2
+        ids = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM applied_events")}
+        assert ids == {first.id, again.id, new.id}
+        assert await conn.fetchval("SELECT count(*) FROM profiles") == 3
+        assert await checkpoints.load(conn, "profiles", "t", [0]) == {0: 5}
