@@ -121,9 +121,9 @@ async def test_subscriptions_limits_and_campaign_actions_over_kafka_R14_R20_R11(
     listed = await api.read(f"/v1/profiles/{pid}/subscriptions", removed["consistency_token"])
     assert {s["sub_id"]: s["deleted"] for s in listed.json()}[keep["sub_id"]] is True
     outbox = await api.fetch(
-        "SELECT count(*) FILTER (WHERE partition IS NULL) AS waiting, "
-        "count(*) FILTER (WHERE type LIKE 'subscription.%') AS subscription_events "
-        "FROM ingest.outbox WHERE topic = $1",
+        "SELECT count(*) FILTER (WHERE b.partitions IS NULL) AS waiting, "
+        "count(*) FILTER (WHERE t.type LIKE 'subscription.%') AS subscription_events "
+        "FROM ingest.outbox_batches b, unnest(b.types) AS t(type) WHERE b.topic = $1",
         api.settings.events_topic,
     )
     assert outbox[0]["waiting"] == 0  # every staged event was published...
