@@ -109,12 +109,19 @@ def body_errors(error: PydanticError) -> list[FieldError]:
 def _field_errors(errors: Sequence[Any], skip: int) -> list[FieldError]:
     return [
         FieldError(
-            field=".".join(str(p) for p in e["loc"][skip:]) or "body",
+            field=_where(e, skip),
             rule=e["type"],
-            value=_safe(e.get("input")),
+            value=None if e["type"] == "json_invalid" else _safe(e.get("input")),
         )
         for e in errors
     ]
+
+
+def _where(error: Any, skip: int) -> str:
+    # FastAPI places a JSON syntax error at a character offset of the body: not a field
+    if error["type"] == "json_invalid":
+        return "body"
+    return ".".join(str(p) for p in error["loc"][skip:]) or "body"
 
 
 async def json_body(request: Request) -> Any:
@@ -122,7 +129,9 @@ async def json_body(request: Request) -> Any:
     try:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError:
-        return problem(422, "Invalid request", "The body is not JSON.")
+        # the entry a client finds for every other bad body: a field and the rule it breaks
+        not_json = FieldError(field="body", rule="json_invalid", value=None)
+        return problem(422, "Invalid request", "The body is not JSON.", [not_json])
 
 
 async def read_body(

@@ -595,3 +595,29 @@ async def test_batch_items_choose_their_own_geo_R21(api: Api) -> None:
     plain = await api.read(f"/v1/profiles/{off}", body["consistency_token"])
     assert located.json()["tabs"]["reg"]["reg_country"] == "GB"
     assert plain.json()["tabs"]["reg"] == {"reg_ip": "81.2.69.142"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/databases/{db}/profiles"),
+        ("PATCH", "/v1/profiles/{pid}"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/databases"),
+        ("POST", "/v1/databases/{db}/fields"),
+        ("POST", "/v1/profiles/{pid}/subscriptions"),
+    ],
+)
+async def test_a_body_that_is_not_json_is_one_named_error(api: Api, method: str, path: str) -> None:
+    """Whoever parses the body, a client gets the same 422: `body` breaks `json_invalid`."""
+    db = await api.database()
+    created = await _import(api, db, email="json@example.com")
+    url = path.format(db=db, pid=created["profile_id"])
+    response = await api.client.request(
+        method, url, content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["rule"]) for e in response.json()["errors"]] == [
+        ("body", "json_invalid")
+    ]
