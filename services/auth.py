@@ -83,12 +83,20 @@ def parse_permissions(permissions: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
+def new_key_id() -> str:
+    """12 url-safe random characters, never starting with `-`: `profiles keys revoke -Abc…`
+    would read it as an option (one id in 64 did)."""
+    while (key_id := secrets.token_urlsafe(9)).startswith("-"):
+        pass
+    return key_id
+
+
 async def create_key(
     conn: asyncpg.Connection, name: str, permissions: Iterable[str]
 ) -> tuple[ApiKey, str]:
     """A new key and its plaintext, which is not stored and so cannot be shown again."""
     granted = parse_permissions(permissions)
-    key_id, secret = secrets.token_urlsafe(9), secrets.token_urlsafe(32)
+    key_id, secret = new_key_id(), secrets.token_urlsafe(32)
     key = await _insert(conn, key_id, name, _digest(secret), granted)
     assert key is not None  # 72 random bits: a key_id collision is not a case to handle
     structlog.get_logger(__name__).info(
