@@ -60,3 +60,17 @@ async def wait_for(pool: asyncpg.Pool, sql: str, predicate, within: float = 60.0
             return value
         await asyncio.sleep(0.05)
     return value
+
+
+async def logged(path: Path, event: str, within: float = 60.0) -> bool:
+    """Wait until a process's JSON log at `path` has a line of `event`; whether it came."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(_has, path, f'"{event}"'):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()

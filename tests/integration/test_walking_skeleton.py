@@ -16,7 +16,7 @@ from services.eventlog.port import Position
 from services.local._net import free_port
 from services.local.postgres import postgres_running
 from tests.api import ADMIN_KEY
-from tests.integration.procs import start_profiles, terminate
+from tests.integration.procs import logged, start_profiles, terminate
 from tests.pg import fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -197,6 +197,8 @@ async def test_distributed_roles_over_kafka(
             ingest, query = (f"http://127.0.0.1:{p}" for p in ports)
             await ready(ingest)
             await ready(query)
+            # the 0.5 s bound is the token's wait for a running projector, not its start-up
+            assert await logged(tmp_path / "projector.log", "projector.assigned")
             await import_and_read(ingest, query, ADMIN_KEY)
         finally:
             codes = [terminate(p) for p in procs]
