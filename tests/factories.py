@@ -8,6 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from contracts import (
+    CampaignActionData,
+    CampaignOpened,
     DatabaseCreated,
     DatabaseCreatedData,
     FieldAdded,
@@ -59,6 +61,18 @@ def status_changed(subject: UUID, seconds: int, status: Any, cause: Any = "api")
         subject=subject,
         database_id="db1",
         data=ProfileStatusChangedData(status=status, cause=cause),
+    )
+
+
+def opened(subject: UUID, seconds: int = 0, ip: str = "81.2.69.142") -> CampaignOpened:
+    """A campaign open from `ip`, located in London by the intake."""
+    return CampaignOpened(
+        id=uuid.uuid4(),
+        source="/tests",
+        time=T0 + timedelta(seconds=seconds),
+        subject=subject,
+        database_id="db1",
+        data=CampaignActionData(campaign_id="c1", ip=ip, location={"city": "London"}),
     )
 
 

@@ -9,10 +9,9 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from contracts import CampaignActionData, CampaignOpened, Event
 from domain.identity import md5_id, xxh_id
 from projections import profiles
-from tests.factories import T0, imported, status_changed, updated
+from tests.factories import T0, imported, opened, status_changed, updated
 from tests.pg import migrated_pool
 
 pytestmark = pytest.mark.postgres
@@ -22,17 +21,6 @@ pytestmark = pytest.mark.postgres
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     async with migrated_pool(database_url) as p:
         yield p
-
-
-def _opened(subject: uuid.UUID, seconds: int) -> Event:
-    return CampaignOpened(
-        id=uuid.uuid4(),
-        source="/tests",
-        time=T0 + timedelta(seconds=seconds),
-        subject=subject,
-        database_id="db1",
-        data=CampaignActionData(campaign_id="c1", ip="81.2.69.142", location={"city": "London"}),
-    )
 
 
 async def test_activity_rewrites_its_columns_and_keeps_the_rest_R21(pool: asyncpg.Pool) -> None:
@@ -49,9 +37,9 @@ async def test_activity_rewrites_its_columns_and_keeps_the_rest_R21(pool: asyncp
             ],
         )  # fmt: skip
         batch = [
-            _opened(located, 10),
+            opened(located, 10),
             status_changed(moved, 11, "unsubscribed"),
-            _opened(merged, 12),
+            opened(merged, 12),
             updated(merged, 13, custom_set={"score": 9}),
         ]
         loaded = await profiles.load(conn, {e.subject for e in batch})

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
-from contracts import CampaignActionData, CampaignConfirmationClicked, CampaignOpened, Event
+from contracts import CampaignActionData, CampaignConfirmationClicked, Event
 from domain.profile import fold_all
 from projections.profiles import Loaded, apply
-from tests.factories import T0, deleted, imported, status_changed, updated
+from tests.factories import deleted, imported, opened, status_changed, updated
 
 PID = uuid.UUID(int=7)
 
@@ -161,17 +160,6 @@ def test_a_confirmation_click_makes_an_unconfirmed_profile_subscribed_R9_R7() ->
         assert (kept.status, kept.version) == (status, 1)  # a click overrides no refusal
 
 
-def _opened(subject: uuid.UUID, seconds: int, ip: str) -> Event:
-    return CampaignOpened(
-        id=uuid.uuid4(),
-        source="/tests",
-        time=T0 + timedelta(seconds=seconds),
-        subject=subject,
-        database_id="db1",
-        data=CampaignActionData(campaign_id="c1", ip=ip, location={"city": "London"}),
-    )
-
-
 def test_apply_marks_activity_and_status_moves_for_the_narrow_write_R21() -> None:
     """Only a stored profile whose email, phones, custom fields and mode stayed is narrow."""
     ids = [uuid.UUID(int=n) for n in (21, 22, 23, 24)]
@@ -180,9 +168,9 @@ def test_apply_marks_activity_and_status_moves_for_the_narrow_write_R21() -> Non
     changes = apply(
         loaded,
         [
-            _opened(ids[0], 5, "81.2.69.142"),  # location only
+            opened(ids[0], 5),  # location only
             status_changed(ids[1], 5, "unsubscribed"),  # status only
-            _opened(ids[2], 5, "81.2.69.142"),
+            opened(ids[2], 5),
             updated(ids[2], 6, custom_set={"score": 3}),  # and a custom field: the whole row
             updated(ids[3], 6, email="new@example.com"),  # email: the whole row
         ],
