@@ -24,7 +24,7 @@ class Staged:
     """Events a transaction staged: where they are (or will be, once `publish` ran)."""
 
     positions: tuple[Position, ...] = ()  # known at once: the log joined the transaction
-    outbox: tuple[int, ...] = ()  # rows of the outbox, published after the commit
+    outbox: tuple[int, ...] = ()  # batches of the outbox, published after the commit
 
 
 @dataclass(frozen=True)
