@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.local._net import free_port
+from tests.integration.procs import REPO
 
 
 @pytest.mark.postgres
@@ -54,3 +60,31 @@ async def test_kafka_round_trips_three_records(kafka_bootstrap: str) -> None:
     finally:
         await admin.delete_topics([topic])
         await admin.close()
+
+
+def _services_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "services"), "up", "--no-kafka"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_services_up_refuses_a_given_server_that_does_not_answer() -> None:
+    """`eval "$(services env)"`, then `services down`, then `services up`: the stale URL was
+    taken as given and nothing started, silently; now it is an error that says what to do."""
+    stale = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    done = _services_up({"DATABASE_URL": stale})
+    assert done.returncode == 1
+    assert f"DATABASE_URL={stale} does not answer" in done.stderr
+    assert "unset DATABASE_URL" in done.stderr
+
+
+@pytest.mark.postgres
+def test_services_up_uses_a_given_server_that_answers(database_url: str) -> None:
+    done = _services_up({"DATABASE_URL": database_url})
+    assert done.returncode == 0, done.stderr
+    assert f"postgres: given by DATABASE_URL={database_url}, not starting one" in done.stdout
