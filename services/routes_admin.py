@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from contracts.api import (
     CreateDatabaseRequest,
@@ -19,7 +18,7 @@ from domain.errors import ValidationError
 from domain.fields import STANDARD_FIELDS, define_field
 from domain.identity import normalise_email
 from services import auth, consistency, identity, structure
-from services.http_common import field_errors, problem, runtime
+from services.http_common import field_errors, model_response, problem, runtime
 
 
 def router() -> APIRouter:
@@ -135,7 +134,5 @@ def _view(state: DatabaseState) -> DatabaseView:
     )
 
 
-def _with_token(view: DatabaseView, token: str, status: int) -> JSONResponse:
-    return JSONResponse(
-        view.model_dump(mode="json"), status_code=status, headers={"Consistency-Token": token}
-    )
+def _with_token(view: DatabaseView, token: str, status: int) -> Response:
+    return model_response(view, status, {"Consistency-Token": token})

@@ -9,14 +9,13 @@ from typing import IO, Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from contracts.api import FieldError, ImportJobView, Problem, RowError
 from domain.errors import ValidationError
 from services import auth, consistency, file_imports, structure
 from services.eventlog.port import Position
 from services.file_imports import Format
-from services.http_common import field_errors, problem, runtime
+from services.http_common import field_errors, model_response, problem, runtime
 
 _TYPES: dict[str, Format] = {
     "text/csv": "csv",
@@ -77,9 +76,7 @@ async def upload(
     request.app.state.import_worker.wake()
     assert job is not None
     location = f"/v1/databases/{database_id}/imports/{job_id}"
-    return JSONResponse(
-        _view(job, []).model_dump(mode="json"), status_code=202, headers={"Location": location}
-    )
+    return model_response(_view(job, []), 202, {"Location": location})
 
 
 async def follow(

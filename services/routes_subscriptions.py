@@ -446,9 +446,5 @@ def _resource_view(resource: Resource) -> ResourceView:
     )
 
 
-def _resource_response(resource: Resource, token: str, status: int) -> JSONResponse:
-    return JSONResponse(
-        _resource_view(resource).model_dump(mode="json"),
-        status_code=status,
-        headers={"Consistency-Token": token},
-    )
+def _resource_response(resource: Resource, token: str, status: int) -> Response:
+    return model_response(_resource_view(resource), status, {"Consistency-Token": token})

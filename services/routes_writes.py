@@ -9,7 +9,6 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError as BodyError
 
 from contracts import (
@@ -45,6 +44,7 @@ from services.http_common import (
     every_error,
     field_errors,
     json_body,
+    model_response,
     problem,
     read_body,
     request_body,
@@ -111,9 +111,7 @@ async def import_profile(database_id: str, request: Request, _: auth.Writer) -> 
         suppressed=outcome.suppressed,
         consistency_token=consistency.token(result.positions),
     )
-    return JSONResponse(
-        response.model_dump(mode="json"), status_code=201 if outcome.created else 200
-    )
+    return model_response(response, 201 if outcome.created else 200)
 
 
 async def import_batch(database_id: str, request: Request, _: auth.Writer) -> Any:

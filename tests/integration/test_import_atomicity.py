@@ -21,7 +21,7 @@ from services import ingest_schema
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog, Position, Staged
 from services.eventlog.postgres import PostgresLog
-from services.imports import Importer, check
+from services.imports import Checked, Importer, check
 from services.runtime import create_pool
 from tests.contract.test_eventlog import drain, starting_at
 from tests.pg import fresh_database
@@ -94,14 +94,21 @@ async def _logged(log: EventLog, expected: int) -> list[Event]:
         await consumer.stop()
 
 
+async def _import_crashing(pool: asyncpg.Pool, log: EventLog, where: str, email: str) -> Checked:
+    """Import one profile by `email` with a writer that dies at `where`; what it imported."""
+    checked = check(DATABASE, [ImportItem(email=email)])
+    with pytest.raises(CrashError):
+        await Importer(pool, Crashing(log, where)).commit(  # type: ignore[arg-type]
+            checked, "api", locate=False, source="/test"
+        )
+    return checked
+
+
 async def test_a_crash_after_the_commit_still_gets_the_import_on_the_log_R6(
     setup: tuple[asyncpg.Pool, EventLog],
 ) -> None:
     pool, log = setup
-    importer = Importer(pool, Crashing(log, "publish"))  # type: ignore[arg-type]
-    checked = check(DATABASE, [ImportItem(email="ada@example.com")])
-    with pytest.raises(CrashError):
-        await importer.commit(checked, "api", locate=False, source="/test")
+    await _import_crashing(pool, log, "publish", "ada@example.com")
     owner = await pool.fetchval(
         "SELECT profile_id FROM ingest.identities WHERE kind = 'email' AND value = $1",
         "ada@example.com",
@@ -115,10 +122,7 @@ async def test_a_failure_before_the_commit_leaves_no_claim_and_no_event_R6(
     setup: tuple[asyncpg.Pool, EventLog],
 ) -> None:
     pool, log = setup
-    importer = Importer(pool, Crashing(log, "stage"))  # type: ignore[arg-type]
-    checked = check(DATABASE, [ImportItem(email="bob@example.com")])
-    with pytest.raises(CrashError):
-        await importer.commit(checked, "api", locate=False, source="/test")
+    checked = await _import_crashing(pool, log, "stage", "bob@example.com")
     assert await pool.fetchval("SELECT count(*) FROM ingest.identities") == 0
     assert await pool.fetchval("SELECT count(*) FROM ingest.profiles") == 0
     # the email is free: a retry creates the profile and its one event
