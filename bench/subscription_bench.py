@@ -181,18 +181,45 @@ def build(n_events: int, n_profiles: int, seed: int) -> list[Event]:
 
 def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
     """Events/s of what the projector does without its database: decode each batch and fold
-    each profile's events of it onto that profile's list, kept in memory from the batches
-    before (nothing loaded, nothing written). A replay that stores its rows cannot be faster."""
-    began = time.perf_counter()
-    lists: dict[UUID, tuple[Subscription, ...]] = {}
+    each profile's events of it onto the subscriptions those events name, as the projector
+    loads them. Those are kept in memory here from the batches before (nothing read, nothing
+    written), and only the decoding and the folds are timed, not that bookkeeping. A replay
+    that stores its rows cannot be faster."""
+    spent = 0.0
+    stored: dict[UUID, Subscription] = {}
+    owners: dict[UUID, UUID] = {}
     for start in range(0, len(payloads), batch_size):
+        began = time.perf_counter()
+        events = [decode(payload) for payload in payloads[start : start + batch_size]]
+        spent += time.perf_counter() - began
         per_profile: dict[UUID, list[Event]] = {}
-        for payload in payloads[start : start + batch_size]:
-            event = decode(payload)
+        loaded: dict[UUID, list[Subscription]] = {}
+        for event in events:
             per_profile.setdefault(event.subject, []).append(event)
-        for profile_id, own in per_profile.items():
-            lists[profile_id] = fold(lists.get(profile_id, ()), own).subscriptions
-    return len(payloads) / (time.perf_counter() - began)
+            named: list[UUID | None] = [getattr(event.data, "sub_id", None)]
+            if event.type == "subscription.added":
+                named += event.data.reprioritised
+            for sub in filter(None, map(stored.get, filter(None, named))):
+                loaded.setdefault(owners[sub.sub_id], []).append(sub)
+        befores = {
+            p: sorted({s.sub_id: s for s in subs}.values(), key=_oldest_first)
+            for p, subs in loaded.items()
+        }
+        began = time.perf_counter()
+        results = [(p, fold(befores.get(p, ()), own)) for p, own in per_profile.items()]
+        spent += time.perf_counter() - began
+        for profile_id, folded in results:
+            for sub in folded.subscriptions:
+                if sub.sub_id in folded.changed:
+                    stored[sub.sub_id] = sub
+                    owners[sub.sub_id] = profile_id
+            for gone in folded.removed:
+                stored.pop(gone, None)
+    return len(payloads) / spent
+
+
+def _oldest_first(sub: Subscription) -> tuple[datetime, UUID]:
+    return sub.created_at, sub.sub_id  # the order the projector loads a profile's rows in
 
 
 async def bare_copy(url: str, n_rows: int) -> float:
