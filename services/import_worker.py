@@ -18,6 +18,7 @@ import structlog
 from services import file_imports
 from services.file_imports import Progress
 from services.imports import Importer
+from services.sessions import keeps_session_state
 
 log = structlog.get_logger(__name__)
 _LOCK = "SELECT pg_try_advisory_lock(hashtextextended('import:' || $1, 0))"
@@ -28,6 +29,7 @@ _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('import:' || $1, 0))"
 async def owning(pool: asyncpg.Pool, job_id: UUID) -> AsyncIterator[bool]:
     """Hold the job's lock for the block; yields False when another process holds it."""
     async with pool.acquire() as conn:
+        keeps_session_state(conn)
         owned = bool(await conn.fetchval(_LOCK, str(job_id)))
         try:
             yield owned

@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 
 from projections.migrate import migrate
-from services import ingest_schema
+from services import ingest_schema, sessions
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
 from services.eventlog.postgres import PostgresLog
@@ -186,6 +186,7 @@ async def create_pool(url: str, schema: str, max_size: int = 10) -> asyncpg.Pool
         max_size=max_size,
         server_settings={"search_path": f"{schema},public"},
         init=_prepare,
+        reset=sessions.reset_released,
     )
     assert pool is not None
     return pool

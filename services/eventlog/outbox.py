@@ -28,6 +28,7 @@ import structlog
 
 from contracts.encoded import EncodedEvent, ce_headers
 from services.eventlog.port import Position
+from services.sessions import keeps_session_state
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +131,7 @@ class Outbox:
         """Publish every committed, unpublished batch in id order; the positions of the events
         of the `wanted` batches, in order."""
         async with self._pool.acquire() as conn:
+            keeps_session_state(conn)
             await conn.execute("SELECT pg_advisory_lock(hashtext($1))", self._lock)
             try:
                 while await self._publish_some(conn) >= self.batch:

@@ -15,6 +15,7 @@ import asyncpg
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
+from services.sessions import keeps_session_state
 
 _CHANNEL = "eventlog_append"
 _SCHEMA = """
@@ -142,6 +143,7 @@ class PostgresLogConsumer:
 
     async def start(self) -> None:
         self._conn = await self._pool.acquire()
+        keeps_session_state(self._conn)  # it listens, and holds the group's lock
         await self._conn.add_listener(_CHANNEL, self._wake)
 
     async def stop(self) -> None:
