@@ -30,7 +30,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
     dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
-    background_nice: int = 10  # CPU niceness of projector, intake and file import; 0 = as is
+    background_nice: int = 19  # CPU niceness of projector, intake and file import; 0 = as is
 
     @property
     def dedupe_window(self) -> timedelta:

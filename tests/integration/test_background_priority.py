@@ -105,9 +105,9 @@ def test_nice_zero_leaves_every_priority_as_it_is(database_url: str) -> None:
 
 
 def test_background_nice_is_read_from_the_environment() -> None:
-    assert Settings.from_env({}).background_nice == 10
+    assert Settings.from_env({}).background_nice == 19
     assert Settings.from_env({"PROFILES_BACKGROUND_NICE": "0"}).background_nice == 0
-    assert Settings.from_env({"PROFILES_BACKGROUND_NICE": "19"}).background_nice == 19
+    assert Settings.from_env({"PROFILES_BACKGROUND_NICE": "10"}).background_nice == 10
 
 
 def test_an_embedded_server_a_bulk_role_starts_keeps_the_readers_priority(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_an_embedded_server_a_bulk_role_starts_keeps_the_readers_priority(tmp_pa
             time.sleep(0.2)
         pidfile = next(data.glob("postgres/**/postmaster.pid"))
         postmaster = int(pidfile.read_text().split()[0])
-        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 10
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == Settings().background_nice
         assert os.getpriority(os.PRIO_PROCESS, postmaster) == 0
     finally:
         assert terminate(proc) == 0

@@ -18,6 +18,7 @@ from contracts import Event
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.runtime import create_pool
+from services.settings import Settings
 from tests.factories import imported, updated
 from tests.integration.procs import kill, start_profiles, terminate, wait_for
 from tests.pg import fresh_database
@@ -97,8 +98,8 @@ async def test_sigkill_mid_stream_then_restart_applies_every_event_once(
     first = start_profiles(["projector", "--batch-size", "200"], stage.env, tmp_path / "p1.log")
     try:
         at_kill = await wait_for(stage.pool, APPLIED, lambda n: n >= 1500, 90)
-        # a bulk role: it gave the cores to readers (PROFILES_BACKGROUND_NICE, default 10)
-        assert os.getpriority(os.PRIO_PROCESS, first.pid) == 10
+        # a bulk role: it gave the cores to readers (PROFILES_BACKGROUND_NICE)
+        assert os.getpriority(os.PRIO_PROCESS, first.pid) == Settings().background_nice
         kill(first)
         assert 0 < at_kill < TOTAL, "the kill must land mid-stream"
         await publishing
