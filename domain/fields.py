@@ -183,20 +183,27 @@ def _parse_date(text: str, _field: FieldDef) -> str:
     """RFC 3339 with time and offset, to UTC with milliseconds (finer digits are truncated)."""
     if not (match := _DATE.fullmatch(text.strip())):
         raise ValueError(text)
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    micros = int((match[7] or "").ljust(6, "0")[:6])
-    local = datetime(year, month, day, hour, minute, second, micros, tzinfo=_offset(match[8]))
-    return local.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+    year, month, day, hour, minute, second = map(int, match.group(1, 2, 3, 4, 5, 6))
+    micros = int(match[7].ljust(6, "0")[:6]) if match[7] else 0
+    zone = _OFFSETS.get(match[8]) or _offset(match[8])
+    local = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
+    if zone is not UTC:
+        local = local.astimezone(UTC)
+    return local.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def _offset(text: str) -> timezone:
-    if text in ("Z", "z"):
-        return UTC
     hours, minutes = int(text[1:3]), int(text[4:6])
     if hours > 23 or minutes > 59:
         raise ValueError(text)
     delta = timedelta(hours=hours, minutes=minutes)
     return timezone(-delta if text[0] == "-" else delta)
+
+
+# the offsets nearly every date of a file carries, made once
+_OFFSETS: Mapping[str, timezone] = MappingProxyType(
+    {"Z": UTC, "z": UTC, "+00:00": UTC, "-00:00": UTC}
+)
 
 
 def _parse_boolean(text: str, _field: FieldDef) -> bool:
@@ -341,7 +348,8 @@ def validate_custom_text(
     defs: Mapping[str, FieldDef], values: Mapping[str, str]
 ) -> dict[str, JsonValue]:
     """Canonical custom values from a file import; blank cells are left out, not unset."""
-    return _present(_collect("custom", defs, values, parse_text))
+    good = _all_good_text(defs, values)
+    return good if good is not None else _present(_collect("custom", defs, values, parse_text))
 
 
 _STANDARD_DEFS: Mapping[str, FieldDef] = MappingProxyType(
@@ -359,7 +367,37 @@ def validate_standard(values: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
 
 def validate_standard_text(values: Mapping[str, str]) -> dict[str, JsonValue]:
     """Canonical standard values from a file import (R2); blank cells are left out."""
+    good = _all_good_text(_STANDARD_DEFS, values)
+    if good is not None and _in_ranges(good):
+        return good
     return _present(_collect("fields", _STANDARD_DEFS, values, _in_range(parse_text)))
+
+
+def _in_ranges(values: Mapping[str, JsonValue]) -> bool:
+    for name, (low, high) in _RANGES.items():
+        value = values.get(name)
+        if isinstance(value, float) and not low <= value <= high:
+            return False
+    return True
+
+
+def _all_good_text(
+    defs: Mapping[str, FieldDef], values: Mapping[str, str]
+) -> dict[str, JsonValue] | None:
+    """The canonical values of a row's cells when every one is known and good, else None.
+
+    The path of nearly every row of a file import, without the per-cell wrapping that gathers
+    violations: a row with any problem is checked again by `_collect`, which names them all.
+    """
+    result: dict[str, JsonValue] = {}
+    try:
+        for name, text in values.items():
+            field = defs[name]  # an unknown name is an error even when its cell is blank
+            if text.strip() and (value := _PARSERS[field.type](text, field)) is not None:
+                result[name] = value
+    except (KeyError, ValueError, OverflowError):
+        return None
+    return result
 
 
 def _present(values: dict[str, JsonValue]) -> dict[str, JsonValue]:

@@ -40,6 +40,7 @@ TAGS = FieldDef("t", "tags")
 BY_TYPE: dict[str, FieldDef] = {
     f.type: f for f in (NUMBER, FLOAT, LINE, DATE, BOOLEAN, ENUM, IP, TAGS)
 }
+BY_TYPE_NAMES = [f.name for f in BY_TYPE.values()]
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 
@@ -585,3 +586,49 @@ def test_tabs_group_a_profile_R2() -> None:
 
 def test_tabs_of_empty_profile_R2() -> None:
     assert tabs({}, {}) == {"main": {}, "personal": {}, "reg": {}, "tracked": {}, "additional": {}}
+
+
+_CELLS = st.one_of(
+    st.sampled_from(["", " ", "7", "-3", "1.5", "x", "Gold", "yes", "10.0.0.1", "a|b", "|"]),
+    st.sampled_from(["2024-02-29T10:00:00+05:30", "2023-02-29T10:00:00Z", "2024-01-01 00:00:00z"]),
+    st.text(max_size=8),
+)
+
+
+@given(st.dictionaries(st.sampled_from([*BY_TYPE_NAMES, "nope"]), _CELLS, max_size=6))
+def test_a_file_row_is_checked_as_each_of_its_cells_alone_R3(row: dict[str, str]) -> None:
+    """A row's values are each cell's own canonical value, blanks left out; a row with bad
+    cells names every one of them, as the cells checked one by one do."""
+    defs = {f.name: f for f in BY_TYPE.values()}
+    expected: dict[str, JsonValue] = {}
+    errors: list[tuple[str, str, object]] = []
+    for name, text in row.items():
+        if name not in defs:
+            errors.append((f"custom.{name}", "unknown_field", name))
+            continue
+        try:
+            if (value := parse_text(defs[name], text)) is not None:
+                expected[name] = value
+        except ValidationError as error:
+            errors += [(f"custom.{v.field}", v.rule, v.value) for v in error.violations]
+    if errors:
+        with pytest.raises(ValidationError) as caught:
+            validate_custom_text(defs, row)
+        assert violations(caught) == errors
+    else:
+        assert validate_custom_text(defs, row) == expected
+
+
+@given(st.sampled_from(["91", "-90.5", "45.25", "x", ""]), st.sampled_from(["Ann", "", " "]))
+def test_a_file_rows_standard_values_keep_their_ranges_R2(latitude: str, name: str) -> None:
+    row = {"latitude": latitude, "first_name": name}
+    if latitude in ("91", "-90.5", "x"):
+        with pytest.raises(ValidationError) as caught:
+            validate_standard_text(row)
+        rule = "float_format" if latitude == "x" else "range"
+        assert violations(caught) == [("fields.latitude", rule, latitude)]
+    else:
+        expected = {"latitude": float(latitude)} if latitude else {}
+        assert validate_standard_text(row) == expected | (
+            {"first_name": name} if name.strip() else {}
+        )
