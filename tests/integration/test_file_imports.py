@@ -188,6 +188,35 @@ async def test_resumed_job_applies_every_row_once(
     assert [(r["version"], r["n"]) for r in versions] == [(1, 35)]  # each row applied once
 
 
+async def test_an_unreadable_chunk_fails_the_job_after_the_chunks_before_it_R3(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next chunk is read while one commits: a chunk that cannot be read still fails the
+    job only after every chunk before it was committed, and nothing of it is applied."""
+    db = await api.database(visits={"type": "number"})
+    path = tmp_path / "people.csv"
+    rows = [f"u{n}@example.com,{n}\n".encode() for n in range(35)]
+    rows[25] = b"u25@example.com,\xff\xfe\n"  # not UTF-8
+    path.write_bytes(b"email,visits\n" + b"".join(rows))
+    monkeypatch.setattr(file_imports, "CHUNK_ROWS", 10)
+    rt = api.runtime
+    job_id = uuid.uuid4()
+    async with owning(rt.pool, job_id) as owned:
+        assert owned
+        async with rt.pool.acquire() as conn:
+            await file_imports.create(conn, db, "csv", False, path, job_id)
+        job = await file_imports.run(rt.pool, rt.importer, job_id)
+    assert (job.state, job.rows_done, job.created) == ("failed", 20, 20)
+    assert job.failure is not None
+    assert job.failure.startswith("UnicodeDecodeError")
+    counted = await api.fetch(
+        "SELECT count(*) AS n FROM ingest.identities i JOIN ingest.profiles p USING (profile_id) "
+        "WHERE p.database_id = $1 AND i.kind = 'email'",
+        db,
+    )
+    assert counted[0]["n"] == 20  # rows 1-20 claimed, none of the unreadable chunk
+
+
 async def test_a_person_met_in_consecutive_chunks_keeps_the_last_row_R6(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
