@@ -126,8 +126,8 @@ async def run(
         return await _fail(pool, job, "the database no longer exists")
     chunks = _chunks(job, database)
     # Reading and checking a chunk runs in a thread so that a server's event loop stays
-    # responsive, and the next chunk is read while this one commits: the commit mostly waits
-    # on PostgreSQL, which leaves the GIL to the reading thread.
+    # responsive, and the next chunk is read while this one commits: while the commit waits
+    # on PostgreSQL, the GIL is free for the reading thread.
     ahead = asyncio.ensure_future(asyncio.to_thread(_ready, chunks, database))
     try:
         while (ready := await ahead) is not None:
