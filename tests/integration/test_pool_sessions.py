@@ -23,22 +23,31 @@ async def url(database_url: str) -> AsyncIterator[str]:
         yield fresh
 
 
-async def test_a_released_session_is_handed_out_again_without_a_reset(url: str) -> None:
-    pool = await create_pool(url, "public", max_size=1)
+@pytest.fixture
+async def pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    """One session only: every acquire hands out the session released before."""
+    one = await create_pool(url, "public", max_size=1)
     try:
-        async with pool.acquire() as conn:
-            pid = conn.get_server_pid()
-            # a session setting is what the default reset (RESET ALL) would have undone
-            await conn.execute("SET application_name = 'kept'")
-        async with pool.acquire() as conn:
-            assert conn.get_server_pid() == pid
-            assert await conn.fetchval("SHOW application_name") == "kept"
+        yield one
     finally:
-        await pool.close()
+        await one.close()
 
 
-async def test_a_marked_session_is_reset_and_its_forgotten_lock_freed(url: str) -> None:
-    pool = await create_pool(url, "public", max_size=1)
+async def test_a_released_session_is_handed_out_again_without_a_reset(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        pid = conn.get_server_pid()
+        # a session setting is what the default reset (RESET ALL) would have undone
+        await conn.execute("SET application_name = 'kept'")
+    async with pool.acquire() as conn:
+        assert conn.get_server_pid() == pid
+        assert await conn.fetchval("SHOW application_name") == "kept"
+
+
+async def test_a_marked_session_is_reset_and_its_forgotten_lock_freed(
+    url: str, pool: asyncpg.Pool
+) -> None:
     other = await asyncpg.connect(url)
     try:
         async with pool.acquire() as conn:
@@ -55,17 +64,12 @@ async def test_a_marked_session_is_reset_and_its_forgotten_lock_freed(url: str) 
             assert await conn.fetchval("SHOW application_name") == "kept"
     finally:
         await other.close()
-        await pool.close()
 
 
-async def test_an_open_transaction_is_still_rolled_back_on_release(url: str) -> None:
-    pool = await create_pool(url, "public", max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await conn.execute("CREATE TABLE t (n int)")
-            await conn.execute("BEGIN")  # left open: asyncpg rolls it back itself
-            await conn.execute("INSERT INTO t VALUES (1)")
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM t") == 0
-    finally:
-        await pool.close()
+async def test_an_open_transaction_is_still_rolled_back_on_release(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE t (n int)")
+        await conn.execute("BEGIN")  # left open: asyncpg rolls it back itself
+        await conn.execute("INSERT INTO t VALUES (1)")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM t") == 0
