@@ -98,13 +98,11 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
         sub_id: UUID | None = getattr(event.data, "sub_id", None)
         if sub_id is not None:
             referenced.add(sub_id)
-        if event.type == "subscription.added":
-            referenced.update(event.data.reprioritised)
-    # every event names the subscriptions it touches, so only those rows are loaded, not the
+    # every event names the subscription it changes, so only those rows are loaded, not the
     # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
     stored = await _fetch(conn, "sub_id", referenced)
     upserts: list[tuple[UUID, Subscription, datetime]] = []
-    moved: list[tuple[UUID, int, datetime]] = []  # only the priority changed (R13 shifts)
+    moved = _shifts_of_unnamed(events, referenced)  # only the priority changed (R13 shifts)
     removed: list[UUID] = []
     lines: list[tuple[UUID, LedgerEntry]] = []
     for profile_id, own in per_profile.items():
@@ -227,6 +225,25 @@ async def _resources(
             for e in latest.values()
         ],
     )
+
+
+def _shifts_of_unnamed(
+    events: Sequence[Event], named: set[UUID]
+) -> list[tuple[UUID, int, datetime]]:
+    """The R13 shifts of subscriptions no event of the batch names, as (sub_id, priority, when).
+
+    An add with R13 on moves up to 19 others; loading, folding and freezing each of them only to
+    change its priority was most of a replay's work. A subscription no event of the batch names
+    can only have been moved, so its last move is its new priority; the UPDATE by key changes
+    nothing for one that left the list in an earlier batch, as the fold would.
+    """
+    last: dict[UUID, tuple[int, datetime]] = {}
+    for event in events:
+        if event.type == "subscription.added":
+            for sub_id, priority in event.data.reprioritised.items():
+                if sub_id not in named:
+                    last[sub_id] = (priority, event.time)
+    return [(sub_id, priority, when) for sub_id, (priority, when) in last.items()]
 
 
 def _only_priority_moved(new: Subscription, old: Subscription) -> bool:

@@ -1,0 +1,71 @@
+"""The subscriptions read model equals the domain's fold, however the log is cut into batches
+(R12-R15): R13 shifts of subscriptions a batch does not otherwise name take a shortcut past the
+fold, and every cut must land on the same rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from bench.subscription_bench import Workload
+from contracts import Event
+from domain.subscription_list import fold
+from projections import subscriptions
+from tests.pg import migrated_pool
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PROFILES = 8
+
+
+def _events() -> tuple[list[Event], dict[uuid.UUID, list[Event]]]:
+    """Events of a few profiles, two of them pushing on the limits, in round-robin like a log."""
+    work = Workload(seed=7)
+    streams = {
+        uuid.UUID(int=n + 1, version=4): work.profile(
+            uuid.UUID(int=n + 1, version=4), 120 if n % 4 == 0 else 40, heavy=n % 4 == 0
+        )
+        for n in range(PROFILES)
+    }
+    interleaved: list[Event] = []
+    for i in range(max(len(s) for s in streams.values())):
+        interleaved += [s[i] for s in streams.values() if i < len(s)]
+    return interleaved, streams
+
+
+async def _project_in_batches(database_url: str, events: list[Event], size: int) -> list[Any]:
+    async with migrated_pool(database_url) as pool, pool.acquire() as conn:
+        for start in range(0, len(events), size):
+            async with conn.transaction():
+                await subscriptions.project(conn, events[start : start + size])
+        rows = await conn.fetch(
+            "SELECT sub_id, profile_id, priority, status, deleted, categories, created_at, "
+            "updated_at FROM subscriptions ORDER BY sub_id"
+        )
+        lines = await conn.fetchval("SELECT count(*) FROM subscription_ledger")
+    return [tuple(r) for r in rows] + [("ledger lines", lines)]
+
+
+async def test_any_batching_gives_the_folds_list_with_its_priorities_R13_R14(
+    database_url: str,
+) -> None:
+    events, streams = _events()
+    moves = sum(len(e.data.reprioritised) for e in events if e.type == "subscription.added")
+    evictions = sum(e.type == "subscription.evicted" for e in events)
+    assert moves > 500  # the workload really shifts (R13) ...
+    assert evictions > 20  # ... and evicts (R14)
+
+    expected = sorted(
+        (s.sub_id, pid, s.priority, s.status, s.deleted, dict(s.categories), s.created_at)
+        for pid, own in streams.items()
+        for s in fold([], own).subscriptions
+    )
+    results = {
+        size: await _project_in_batches(database_url, events, size) for size in (1, 13, 10_000)
+    }
+    for size, rows in results.items():
+        assert [r[:7] for r in rows[:-1]] == expected, f"batches of {size}"
+    # the same updated_at (last change, R13 shifts included) and ledger, whatever the cut
+    assert results[1] == results[13] == results[10_000]
