@@ -69,3 +69,21 @@ async def test_any_batching_gives_the_folds_list_with_its_priorities_R13_R14(
         assert [r[:7] for r in rows[:-1]] == expected, f"batches of {size}"
     # the same updated_at (last change, R13 shifts included) and ledger, whatever the cut
     assert results[1] == results[13] == results[10_000]
+
+
+async def test_priority_shifts_update_rows_in_place_R13(database_url: str) -> None:
+    """The subscriptions table leaves room on its pages, so a shift is a HOT update: no index
+    entry for the new row version (the replay's most frequent write)."""
+    events, _ = _events()
+    async with migrated_pool(database_url) as pool, pool.acquire() as conn:
+        for start in range(0, len(events), 13):
+            async with conn.transaction():
+                await subscriptions.project(conn, events[start : start + 13])
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        updates, hot = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relid = 'subscriptions'::regclass"
+        )
+    assert updates > 300
+    assert hot > 0.97 * updates  # 89 % with full pages (fillfactor 100), 99.5 % with room
