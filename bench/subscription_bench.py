@@ -53,6 +53,7 @@ from domain.subscription_list import fold
 from domain.subscriptions import Subscription, place
 from projections import read_models
 from projections.migrate import migrate
+from projections.subscriptions import shifts_of_unnamed
 from services.eventlog.postgres import PostgresLog
 from services.local.scratch import scratch_database
 from services.projector import Projector
@@ -180,11 +181,12 @@ def build(n_events: int, n_profiles: int, seed: int) -> list[Event]:
 
 
 def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
-    """Events/s of what the projector does without its database: decode each batch and fold
-    each profile's events of it onto the subscriptions those events name, as the projector
-    loads them. Those are kept in memory here from the batches before (nothing read, nothing
-    written), and only the decoding and the folds are timed, not that bookkeeping. A replay
-    that stores its rows cannot be faster."""
+    """Events/s of what the projector does without its database: decode each batch, fold each
+    profile's events of it onto the subscriptions those events name, as the projector loads
+    them, and pick out the R13 shifts of the others. Subscriptions are kept in memory here from
+    the batches before (nothing read, nothing written), and only the decoding, the folds and
+    the shifts are timed, not that bookkeeping. A replay that stores its rows cannot be
+    faster."""
     spent = 0.0
     stored: dict[UUID, Subscription] = {}
     owners: dict[UUID, UUID] = {}
@@ -194,20 +196,25 @@ def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
         spent += time.perf_counter() - began
         per_profile: dict[UUID, list[Event]] = {}
         loaded: dict[UUID, list[Subscription]] = {}
+        named: set[UUID] = set()
         for event in events:
             per_profile.setdefault(event.subject, []).append(event)
-            named: list[UUID | None] = [getattr(event.data, "sub_id", None)]
-            if event.type == "subscription.added":
-                named += event.data.reprioritised
-            for sub in filter(None, map(stored.get, filter(None, named))):
-                loaded.setdefault(owners[sub.sub_id], []).append(sub)
+            sub_id: UUID | None = getattr(event.data, "sub_id", None)
+            if sub_id is not None:
+                named.add(sub_id)
+                if (sub := stored.get(sub_id)) is not None:
+                    loaded.setdefault(owners[sub_id], []).append(sub)
         befores = {
             p: sorted({s.sub_id: s for s in subs}.values(), key=_oldest_first)
             for p, subs in loaded.items()
         }
         began = time.perf_counter()
         results = [(p, fold(befores.get(p, ()), own)) for p, own in per_profile.items()]
+        shifts = shifts_of_unnamed(events, named)
         spent += time.perf_counter() - began
+        for sub_id, priority, _ in shifts:
+            if (sub := stored.get(sub_id)) is not None:
+                stored[sub_id] = Subscription.of({**sub.__dict__, "priority": priority})
         for profile_id, folded in results:
             for sub in folded.subscriptions:
                 if sub.sub_id in folded.changed:

@@ -102,7 +102,7 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
     # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
     stored = await _fetch(conn, "sub_id", referenced)
     upserts: list[tuple[UUID, Subscription, datetime]] = []
-    moved = _shifts_of_unnamed(events, referenced)  # only the priority changed (R13 shifts)
+    moved = shifts_of_unnamed(events, referenced)  # only the priority changed (R13 shifts)
     removed: list[UUID] = []
     lines: list[tuple[UUID, LedgerEntry]] = []
     for profile_id, own in per_profile.items():
@@ -227,7 +227,7 @@ async def _resources(
     )
 
 
-def _shifts_of_unnamed(
+def shifts_of_unnamed(
     events: Sequence[Event], named: set[UUID]
 ) -> list[tuple[UUID, int, datetime]]:
     """The R13 shifts of subscriptions no event of the batch names, as (sub_id, priority, when).
