@@ -114,11 +114,17 @@ def _workers(envvar: str) -> Any:  # typer.Option is typed Any
     )
 
 
+_MAX_BATCH_HELP = "Records per batch at most while catching up (batches double while behind)."
+
+
 @app.command()
 def projector(
     database_url: DatabaseUrl = None,
     kafka: Kafka = None,
-    batch_size: int = 5000,
+    batch_size: Annotated[
+        int, typer.Option(help="Records per batch at the head of the log.")
+    ] = 5000,
+    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 40_000,
     workers: Annotated[int, _workers("PROFILES_PROJECTOR_WORKERS")] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
@@ -126,13 +132,12 @@ def projector(
     if workers > 1:
         from services.workers import supervise
 
-        raise typer.Exit(
-            supervise(settings, workers, ["projector", "--batch-size", str(batch_size)])
-        )
-    run_loop(_project(settings, batch_size))
+        sizes = ["--batch-size", str(batch_size), "--max-batch", str(max_batch)]
+        raise typer.Exit(supervise(settings, workers, ["projector", *sizes]))
+    run_loop(_project(settings, batch_size, max_batch))
 
 
-async def _project(settings: Settings, batch_size: int) -> None:
+async def _project(settings: Settings, batch_size: int, max_batch: int) -> None:
     async def work(rt: Runtime, stop: asyncio.Event) -> None:
         projector = Projector(
             rt.pool,
@@ -140,6 +145,7 @@ async def _project(settings: Settings, batch_size: int) -> None:
             read_models.NAME,
             read_models.project,
             batch_size=batch_size,
+            max_batch=max_batch,
             dedupe_window=settings.dedupe_window,
         )
         await projector.run(stop)
@@ -210,7 +216,8 @@ def rebuild_projections(
     database_url: DatabaseUrl = None,
     kafka: Kafka = None,
     data_dir: DataDir = None,
-    batch_size: int = 5000,
+    batch_size: Annotated[int, typer.Option(help="Records of the first batch.")] = 5000,
+    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 40_000,
 ) -> None:
     """Replay the whole log into a new schema; then switch with PROFILES_READ_SCHEMA."""
     from services.rebuild import rebuild
@@ -218,7 +225,7 @@ def rebuild_projections(
     async def run() -> None:
         rt = await open_runtime(_settings(database_url, kafka, data_dir))
         try:
-            done = await rebuild(rt, into, batch_size)
+            done = await rebuild(rt, into, batch_size, max_batch)
         finally:
             await rt.close()
         typer.echo(

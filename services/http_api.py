@@ -59,6 +59,9 @@ def create_app(
                 rt.log,
                 read_models.NAME,
                 read_models.project,
+                # the API shares this event loop: a batch's fold holds it, so batches stay at
+                # their head-of-log size even while catching up
+                max_batch=0,
                 dedupe_window=settings.dedupe_window,
             )
             tasks.append(asyncio.create_task(runner.run(stop)))

@@ -42,7 +42,8 @@ class Projector:
     log: EventLog
     name: str
     project: Project
-    batch_size: int = 5000
+    batch_size: int = 5000  # asked for at the head of the log, where latency matters
+    max_batch: int = 40_000  # asked for while catching up (`_next_ask`); <= batch_size: never
     poll_timeout: float = 0.2
     group: str | None = None  # consumer group; default: the projection's name
     dedupe_window: timedelta = DEDUPE_WINDOW
@@ -55,15 +56,31 @@ class Projector:
         consumer = self.log.consumer(self.group or self.name, self._on_assign)
         await consumer.start()
         log.info("projector.started", projection=self.name, topic=self.log.topic)
+        ask = self.batch_size
         try:
             while not stop.is_set():
-                records = await consumer.poll(self.batch_size, self.poll_timeout)
+                records = await consumer.poll(ask, self.poll_timeout)
                 if records:
                     await self._handle(consumer, records)
+                ask = self._next_ask(ask, len(records))
                 await self._prune()
         finally:
             await consumer.stop()
             log.info("projector.stopped", projection=self.name, **vars(self.stats))
+
+    def _next_ask(self, asked: int, got: int) -> int:
+        """How many records the next poll asks for: twice as many after a full poll, up to
+        `max_batch`; `batch_size` again after any poll that was not full.
+
+        A full poll means the projector is behind (a rebuild, a restart, a burst): larger
+        batches then fold more events of one profile together and pay each batch's fixed costs
+        once (a subscription replay ran about a quarter faster at 40,000 than at 5,000). At the
+        head of the log polls come back short and batches stay small, so a read waiting on a
+        consistency token is not kept waiting behind a large transaction.
+        """
+        if got >= asked:
+            return min(asked * 2, max(self.max_batch, self.batch_size))
+        return self.batch_size
 
     async def _prune(self) -> None:
         """Now and then, forget dedupe rows past the window (logs that store ids once have none)."""
@@ -115,32 +132,54 @@ class Projector:
             return
         except Exception as exc:  # a projection failed on some event: find it, do not stop
             log.error("projector.batch_failed", projection=self.name, error=type(exc).__name__)
-            await self._one_by_one(consumer, fresh)
+            await self._isolate(consumer, fresh)
             return
         self._done(batch, applied)
 
-    async def _one_by_one(self, consumer: LogConsumer, records: list[LogRecord]) -> None:
-        """Apply a failed batch record by record; the one that fails again is buried."""
-        for record in records:
-            single = _batch([record], self._expected, dedupe=not self.log.unique_ids)
+    async def _isolate(self, consumer: LogConsumer, records: list[LogRecord]) -> bool:
+        """Apply a failed batch half by half, halving a failing half again, until each record
+        that fails alone is buried; False when the caller must stop (the consumer re-seeked).
+
+        One bad record in n costs about 2·log2(n) transactions, not n: a catch-up batch holds
+        tens of thousands. Halves keep the log's order, so every checkpoint move stays exact.
+        """
+        if len(records) == 1:
+            return await self._bury_if_failing(consumer, records[0])
+        middle = len(records) // 2
+        for part in (records[:middle], records[middle:]):
+            batch = _batch(part, self._expected, dedupe=not self.log.unique_ids)
             try:
                 async with self.pool.acquire() as conn:
                     applied = await apply_batch(
-                        conn, self.name, self.log.topic, single, self.project
+                        conn, self.name, self.log.topic, batch, self.project
                     )
             except (checkpoints.Fenced, *_RETRYABLE):
                 await self._reseek(consumer)
-                return
-            except Exception as exc:
-                reason = f"projection failed: {type(exc).__name__}"  # never the values
-                dead = DeadLetter(record.partition, record.offset, reason, record.value)
-                single = Batch(events=[], dead=[dead], moves=single.moves, dedupe=single.dedupe)
-                async with self.pool.acquire() as conn:
-                    applied = await apply_batch(
-                        conn, self.name, self.log.topic, single, self.project
-                    )
-                log.error("projector.buried", projection=self.name, offset=record.offset)
-            self._done(single, applied)
+                return False
+            except Exception:
+                if not await self._isolate(consumer, part):
+                    return False
+                continue
+            self._done(batch, applied)
+        return True
+
+    async def _bury_if_failing(self, consumer: LogConsumer, record: LogRecord) -> bool:
+        single = _batch([record], self._expected, dedupe=not self.log.unique_ids)
+        try:
+            async with self.pool.acquire() as conn:
+                applied = await apply_batch(conn, self.name, self.log.topic, single, self.project)
+        except (checkpoints.Fenced, *_RETRYABLE):
+            await self._reseek(consumer)
+            return False
+        except Exception as exc:
+            reason = f"projection failed: {type(exc).__name__}"  # never the values
+            dead = DeadLetter(record.partition, record.offset, reason, record.value)
+            single = Batch(events=[], dead=[dead], moves=single.moves, dedupe=single.dedupe)
+            async with self.pool.acquire() as conn:
+                applied = await apply_batch(conn, self.name, self.log.topic, single, self.project)
+            log.error("projector.buried", projection=self.name, offset=record.offset)
+        self._done(single, applied)
+        return True
 
     def _done(self, batch: Batch, applied: int) -> None:
         for partition, (_, new) in batch.moves.items():

@@ -34,7 +34,9 @@ class Rebuilt:
     positions: dict[int, int]
 
 
-async def rebuild(rt: Runtime, schema: str, batch_size: int = 5000) -> Rebuilt:
+async def rebuild(
+    rt: Runtime, schema: str, batch_size: int = 5000, max_batch: int = 40_000
+) -> Rebuilt:
     """Replay the log into `schema` (created and migrated) up to the log's current end."""
     if schema == rt.settings.read_schema:
         raise ValueError(f"{schema!r} is the live read schema: rebuild into another one")
@@ -49,6 +51,7 @@ async def rebuild(rt: Runtime, schema: str, batch_size: int = 5000) -> Rebuilt:
             read_models.NAME,
             read_models.project,
             batch_size,
+            max_batch,
             group=f"rebuild.{schema}",
         )
         stop = asyncio.Event()

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.structs import RecordMetadata
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.murmur2 import murmur2
@@ -235,9 +235,24 @@ class KafkaLogConsumer:
         await self._consumer.stop()
 
     async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
-        batches = await self._consumer.getmany(
-            timeout_ms=int(max_wait * 1000), max_records=max_records
+        records = self._records(
+            await self._consumer.getmany(timeout_ms=int(max_wait * 1000), max_records=max_records)
         )
+        # one getmany hands out at most what one fetch brought; a consumer that is behind also
+        # takes what later fetches already brought, up to max_records, without waiting
+        while records and len(records) < max_records:
+            more = self._records(
+                await self._consumer.getmany(timeout_ms=0, max_records=max_records - len(records))
+            )
+            if not more:
+                break
+            records += more
+        return records
+
+    @staticmethod
+    def _records(
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> list[LogRecord]:
         return [
             LogRecord(tp.partition, m.offset, m.key, m.value)
             for tp, messages in batches.items()
