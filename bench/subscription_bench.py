@@ -7,7 +7,8 @@ domain rules (`place`, the eviction order, R13 priorities) over a deterministic 
 which a tenth of the profiles push against the limits (30 subscriptions in one resource's email
 channel, so 10 evictions each, plus more across resources); the rest subscribe, change status,
 categories and priorities, and delete. They are appended to a fresh PostgreSQL log (not timed),
-then one projector replays them into the read models, timed until every event is applied. In
+then one projector replays them into the read models as `profiles projections rebuild` does
+(batches doubling from --batch-size up to --max-batch), timed until every event is applied. In
 the same run: a bare COPY of the same number of rows into a table shaped like `subscriptions`,
 and two ceilings with no database: decoding the events alone, and decoding plus the domain's
 fold of each batch onto the profiles' lists kept in memory.
@@ -273,6 +274,8 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
         "events": total,
         "profiles": args.profiles,
         "evictions": evictions,
+        "batch_size": args.batch_size,
+        "max_batch": args.max_batch,
     }
     async with scratch_database(server_url, prefix="bench") as url:
         pool = await create_pool(url, SCHEMA)
@@ -292,7 +295,12 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             del events
             tune_gc()  # as the `profiles projector` process does
             projector = Projector(
-                pool, log, read_models.NAME, read_models.project, batch_size=args.batch_size
+                pool,
+                log,
+                read_models.NAME,
+                read_models.project,
+                batch_size=args.batch_size,
+                max_batch=args.max_batch,
             )
             stop = asyncio.Event()
             began = time.perf_counter()
@@ -308,7 +316,8 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             result["replay_events_per_s"] = round(total / seconds)
             result["replay_s"] = round(seconds, 2)
             result["decode_only_events_per_s"] = round(decode_rate(payloads))
-            folding = decode_and_fold_rate(payloads, args.batch_size)
+            # batches as large as the replay's once it is catching up
+            folding = decode_and_fold_rate(payloads, max(args.batch_size, args.max_batch))
             result["decode_and_fold_events_per_s"] = round(folding)
             del payloads
             result["rows"] = await pool.fetchval("SELECT count(*) FROM subscriptions")
@@ -338,6 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=40_000,
+        help="largest catch-up batch, as `profiles projections rebuild` (0: --batch-size only)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     return run("subscriptions", lambda server: bench(args, server))
