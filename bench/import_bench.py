@@ -281,6 +281,7 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "log": "kafka" if kafka else "postgres",
         "projector_workers": args.projector_workers,
+        "projector_max_batch": args.max_batch,
         "rows": args.rows,
         "custom_fields": len(FIELDS),
         "background_nice": Settings.from_env().background_nice,
@@ -301,7 +302,8 @@ async def bench(args: argparse.Namespace, server_url: str, kafka: str | None) ->
         )
         logs = OUT_DIR / "import-bench.log"
         workers = ["--workers", str(args.projector_workers)]
-        projector = start(["projector", "--batch-size", str(args.batch_size), *workers], env, logs)
+        sizes = ["--batch-size", str(args.batch_size), "--max-batch", str(args.max_batch)]
+        projector = start(["projector", *sizes, *workers], env, logs)
         # the query API and its client start before this process lowers its priority as
         # `profiles import` does (children would inherit it): they stand for other processes
         port = free_port()
@@ -362,6 +364,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--second", type=int, default=100_000, help="rows imported while reading")
     parser.add_argument("--batch-size", type=int, default=5000, help="projector batch size")
+    parser.add_argument(
+        "--max-batch", type=int, default=40_000, help="profiles projector --max-batch (0: off)"
+    )
     parser.add_argument(
         "--floor",
         action=argparse.BooleanOptionalAction,

@@ -127,7 +127,7 @@ def projector(
     batch_size: Annotated[
         int, typer.Option(help="Records per batch at the head of the log.")
     ] = 5000,
-    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 0,
+    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 40_000,
     workers: Annotated[int, _workers("PROFILES_PROJECTOR_WORKERS")] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""

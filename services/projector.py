@@ -78,9 +78,8 @@ class Projector:
         head of the log polls come back short and batches stay small, so a read waiting on a
         consistency token is not kept waiting behind a large transaction.
 
-        Off unless asked for (a rebuild asks): a projector that trails a running import by a few
-        seconds also sees full polls, and its larger transactions raised the p99 of reads on the
-        same box by 1-2 ms.
+        Off unless asked for (`profiles projector` and `profiles projections rebuild` ask for
+        40,000; `profiles serve` does not, its projector shares the API's event loop).
         """
         if got >= asked:
             return min(asked * 2, max(self.max_batch, self.batch_size))
