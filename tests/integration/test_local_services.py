@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -62,9 +63,11 @@ async def test_kafka_round_trips_three_records(kafka_bootstrap: str) -> None:
         await admin.close()
 
 
-def _services_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _services_up(
+    env: dict[str, str], without: str = "--no-kafka"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "services"), "up", "--no-kafka"],
+        [sys.executable, str(REPO / "scripts" / "services"), "up", without],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -88,3 +91,19 @@ def test_services_up_uses_a_given_server_that_answers(database_url: str) -> None
     done = _services_up({"DATABASE_URL": database_url})
     assert done.returncode == 0, done.stderr
     assert f"postgres: given by DATABASE_URL={database_url}, not starting one" in done.stdout
+
+
+def test_a_given_kafka_address_without_a_port_means_9092() -> None:
+    """A bootstrap address may leave out the port; it was checked on PostgreSQL's 5432."""
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 9092))
+        listener.listen()
+    except OSError:  # something already listens there, which answers just as well
+        pass
+    try:
+        done = _services_up({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1"}, without="--no-postgres")
+    finally:
+        listener.close()
+    assert done.returncode == 0, done.stderr
+    assert "kafka: given by KAFKA_BOOTSTRAP_SERVERS=127.0.0.1, not starting one" in done.stdout
