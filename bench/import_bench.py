@@ -43,6 +43,7 @@ from services.eventlog.port import Position
 from services.import_worker import owning
 from services.local._net import free_port
 from services.local.scratch import scratch_database
+from services.projector import CATCH_UP_BATCH
 from services.runtime import Runtime, open_runtime, tune_gc
 from services.settings import Settings
 
@@ -365,7 +366,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--second", type=int, default=100_000, help="rows imported while reading")
     parser.add_argument("--batch-size", type=int, default=5000, help="projector batch size")
     parser.add_argument(
-        "--max-batch", type=int, default=40_000, help="profiles projector --max-batch (0: off)"
+        "--max-batch",
+        type=int,
+        default=CATCH_UP_BATCH,
+        help="profiles projector --max-batch (0: off)",
     )
     parser.add_argument(
         "--floor",

@@ -58,7 +58,7 @@ from projections.migrate import migrate
 from projections.subscriptions import shifts_of_unnamed
 from services.eventlog.postgres import PostgresLog
 from services.local.scratch import scratch_database
-from services.projector import Projector
+from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import create_pool, tune_gc
 
 SCHEMA = "read_models"
@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-batch",
         type=int,
-        default=40_000,
+        default=CATCH_UP_BATCH,
         help="largest catch-up batch, as `profiles projections rebuild` (0: --batch-size only)",
     )
     parser.add_argument("--seed", type=int, default=42)

@@ -18,7 +18,7 @@ import uvicorn
 from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
-from services.projector import Projector
+from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import Runtime, open_runtime, run_loop, tune_gc
 from services.settings import Settings
 
@@ -127,7 +127,7 @@ def projector(
     batch_size: Annotated[
         int, typer.Option(help="Records per batch at the head of the log.")
     ] = 5000,
-    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 40_000,
+    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = CATCH_UP_BATCH,
     workers: Annotated[int, _workers("PROFILES_PROJECTOR_WORKERS")] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
@@ -220,7 +220,7 @@ def rebuild_projections(
     kafka: Kafka = None,
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Records of the first batch.")] = 5000,
-    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = 40_000,
+    max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = CATCH_UP_BATCH,
 ) -> None:
     """Replay the whole log into a new schema; then switch with PROFILES_READ_SCHEMA."""
     from services.rebuild import rebuild

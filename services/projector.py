@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 # a duplicate is a retried publish, minutes after the first at most; a week is generous
 DEDUPE_WINDOW = timedelta(days=7)
+# the largest batch the projector processes and rebuilds ask for while behind (`_next_ask`)
+CATCH_UP_BATCH = 40_000
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Projector:
         consistency token is not kept waiting behind a large transaction.
 
         Off unless asked for (`profiles projector` and `profiles projections rebuild` ask for
-        40,000; `profiles serve` does not, its projector shares the API's event loop).
+        CATCH_UP_BATCH; `profiles serve` does not, its projector shares the API's event loop).
         """
         if got >= asked:
             return min(asked * 2, max(self.max_batch, self.batch_size))
@@ -121,8 +123,7 @@ class Projector:
             return
         batch = _batch(fresh, self._expected, dedupe=not self.log.unique_ids)
         try:
-            async with self.pool.acquire() as conn:
-                applied = await apply_batch(conn, self.name, self.log.topic, batch, self.project)
+            applied = await self._apply(batch)
         except checkpoints.Fenced as exc:
             self.stats.fenced += 1
             log.warning("projector.fenced", projection=self.name, detail=str(exc))
@@ -140,49 +141,39 @@ class Projector:
         self._done(batch, applied)
 
     async def _isolate(self, consumer: LogConsumer, records: list[LogRecord]) -> bool:
-        """Apply a failed batch half by half, halving a failing half again, until each record
-        that fails alone is buried; False when the caller must stop (the consumer re-seeked).
+        """Apply a failed batch half by half, halving a failing half again, until a record that
+        fails alone is buried; False when the caller must stop (the consumer re-seeked).
 
         One bad record in n costs about 2·log2(n) transactions, not n: a catch-up batch holds
         tens of thousands. Halves keep the log's order, so every checkpoint move stays exact.
         """
-        if len(records) == 1:
-            return await self._bury_if_failing(consumer, records[0])
         middle = len(records) // 2
         for part in (records[:middle], records[middle:]):
+            if not part:
+                continue
             batch = _batch(part, self._expected, dedupe=not self.log.unique_ids)
             try:
-                async with self.pool.acquire() as conn:
-                    applied = await apply_batch(
-                        conn, self.name, self.log.topic, batch, self.project
-                    )
+                applied = await self._apply(batch)
             except (checkpoints.Fenced, *_RETRYABLE):
                 await self._reseek(consumer)
                 return False
-            except Exception:
-                if not await self._isolate(consumer, part):
-                    return False
-                continue
+            except Exception as exc:
+                if len(part) > 1:
+                    if not await self._isolate(consumer, part):
+                        return False
+                    continue
+                record = part[0]
+                reason = f"projection failed: {type(exc).__name__}"  # never the values
+                dead = DeadLetter(record.partition, record.offset, reason, record.value)
+                batch = Batch(events=[], dead=[dead], moves=batch.moves, dedupe=batch.dedupe)
+                applied = await self._apply(batch)
+                log.error("projector.buried", projection=self.name, offset=record.offset)
             self._done(batch, applied)
         return True
 
-    async def _bury_if_failing(self, consumer: LogConsumer, record: LogRecord) -> bool:
-        single = _batch([record], self._expected, dedupe=not self.log.unique_ids)
-        try:
-            async with self.pool.acquire() as conn:
-                applied = await apply_batch(conn, self.name, self.log.topic, single, self.project)
-        except (checkpoints.Fenced, *_RETRYABLE):
-            await self._reseek(consumer)
-            return False
-        except Exception as exc:
-            reason = f"projection failed: {type(exc).__name__}"  # never the values
-            dead = DeadLetter(record.partition, record.offset, reason, record.value)
-            single = Batch(events=[], dead=[dead], moves=single.moves, dedupe=single.dedupe)
-            async with self.pool.acquire() as conn:
-                applied = await apply_batch(conn, self.name, self.log.topic, single, self.project)
-            log.error("projector.buried", projection=self.name, offset=record.offset)
-        self._done(single, applied)
-        return True
+    async def _apply(self, batch: Batch) -> int:
+        async with self.pool.acquire() as conn:
+            return await apply_batch(conn, self.name, self.log.topic, batch, self.project)
 
     def _done(self, batch: Batch, applied: int) -> None:
         for partition, (_, new) in batch.moves.items():

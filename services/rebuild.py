@@ -18,7 +18,7 @@ import structlog
 
 from projections import checkpoints, read_models
 from projections.migrate import migrate
-from services.projector import Projector
+from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import Runtime, create_pool
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ class Rebuilt:
 
 
 async def rebuild(
-    rt: Runtime, schema: str, batch_size: int = 5000, max_batch: int = 40_000
+    rt: Runtime, schema: str, batch_size: int = 5000, max_batch: int = CATCH_UP_BATCH
 ) -> Rebuilt:
     """Replay the log into `schema` (created and migrated) up to the log's current end."""
     if schema == rt.settings.read_schema:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bench.subscription_bench import Workload
@@ -35,11 +36,16 @@ def _events() -> tuple[list[Event], dict[uuid.UUID, list[Event]]]:
     return interleaved, streams
 
 
+async def _project(conn: asyncpg.Connection, events: list[Event], size: int) -> None:
+    """The events in batches of `size`, each in its transaction, as the projector applies them."""
+    for start in range(0, len(events), size):
+        async with conn.transaction():
+            await subscriptions.project(conn, events[start : start + size])
+
+
 async def _project_in_batches(database_url: str, events: list[Event], size: int) -> list[Any]:
     async with migrated_pool(database_url) as pool, pool.acquire() as conn:
-        for start in range(0, len(events), size):
-            async with conn.transaction():
-                await subscriptions.project(conn, events[start : start + size])
+        await _project(conn, events, size)
         rows = await conn.fetch(
             "SELECT sub_id, profile_id, priority, status, deleted, categories, created_at, "
             "updated_at FROM subscriptions ORDER BY sub_id"
@@ -76,9 +82,7 @@ async def test_priority_shifts_update_rows_in_place_R13(database_url: str) -> No
     entry for the new row version (the replay's most frequent write)."""
     events, _ = _events()
     async with migrated_pool(database_url) as pool, pool.acquire() as conn:
-        for start in range(0, len(events), 13):
-            async with conn.transaction():
-                await subscriptions.project(conn, events[start : start + 13])
+        await _project(conn, events, 13)
         await conn.execute("SELECT pg_stat_force_next_flush()")
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         updates, hot = await conn.fetchrow(
