@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import settings
 
 from services.local import (
     ServiceUnavailable,
@@ -20,6 +21,12 @@ from services.local import (
 )
 from services.local import docker as containers
 from services.local._net import pid_alive
+
+# No per-example deadline: an example that takes over 200 ms on a loaded two-core box (the
+# PostgreSQL and Kafka of the integration tests run beside it) fails as flaky, though nothing
+# is wrong; speed is the benchmarks' business.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 REPO = Path(__file__).resolve().parent.parent
 PG_DIR = REPO / ".services" / "test-pg"
