@@ -8,7 +8,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,4 +106,60 @@ def writes_between(
         moved = {k: v - was.get(k, 0) for k, v in now.items() if v != was.get(k, 0)}
         if moved:
             out[name] = moved
+    return out
+
+
+FLOOR_CHUNK = 5000
+
+
+async def write_floor(url: str, tables: Sequence[str]) -> dict[str, Any]:
+    """The rows a run wrote, inserted again by PostgreSQL alone, table by table.
+
+    Each table's rows are copied into an unindexed temporary table first (not timed); then
+    `INSERT … SELECT` puts them, 5,000 at a time in their first order, into an empty (logged)
+    copy of the table with all its indexes and constraints. No Python, no decoding, no
+    validation: what writing the rows the design keeps costs by itself, on one backend. It is
+    CPU work, so no run on two cores that writes these rows can spend less than half of it
+    in wall-clock time.
+    """
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    out: dict[str, Any] = {"tables": {}}
+    total_s = 0.0
+    try:
+        for table in tables:
+            if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+                continue  # e.g. the PostgreSQL log only exists when it is the log
+            await conn.execute(
+                f"CREATE TEMP TABLE floor_rows AS SELECT row_number() OVER () AS n, t.* "
+                f"FROM {table} t; CREATE INDEX ON floor_rows (n); "
+                f"CREATE TABLE public.floor_target (LIKE {table} INCLUDING ALL); ANALYZE floor_rows"
+            )
+            names = await conn.fetch(
+                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+                "AND NOT attisdropped ORDER BY attnum",
+                table,
+            )
+            columns = ", ".join(f'"{r["attname"]}"' for r in names)
+            rows = await conn.fetchval("SELECT count(*) FROM floor_rows")
+            began = time.perf_counter()
+            for low in range(0, rows, FLOOR_CHUNK):
+                await conn.execute(
+                    f"INSERT INTO public.floor_target ({columns}) OVERRIDING SYSTEM VALUE "
+                    f"SELECT {columns} FROM floor_rows WHERE n > $1 AND n <= $2",
+                    low,
+                    low + FLOOR_CHUNK,
+                )
+            seconds = time.perf_counter() - began
+            await conn.execute("DROP TABLE floor_rows, public.floor_target")
+            total_s += seconds
+            out["tables"][table] = {
+                "rows": rows,
+                "s": round(seconds, 2),
+                "us_per_row": round(seconds / max(rows, 1) * 1e6, 1),
+            }
+    finally:
+        await conn.close()
+    out["s"] = round(total_s, 2)
     return out

@@ -36,6 +36,7 @@ import asyncpg
 import httpx
 
 from bench.common import OUT_DIR, delete_topics, percentiles, say
+from bench.common import write_floor as common_write_floor
 from domain.fields import define_field
 from projections import read_models
 from services import consistency, file_imports, structure
@@ -111,58 +112,14 @@ WRITTEN = (
     "read_models.profiles",
     "read_models.history",
 )
-FLOOR_CHUNK = 5000
 
 
 async def write_floor(url: str, profiles: int) -> dict[str, Any]:
-    """The rows the imports wrote, inserted again by PostgreSQL alone, table by table.
-
-    Each table's rows are copied into an unindexed temporary table first (not timed); then
-    `INSERT … SELECT` puts them, 5,000 at a time in their first order, into an empty (logged)
-    copy of the table with all its indexes and constraints. No Python, no decoding, no
-    validation: what writing the rows this design keeps for each profile costs by itself, on
-    one backend. Two backends could write two tables at once, so twice that rate bounds any
-    import on two cores.
-    """
-    conn = await asyncpg.connect(url)
-    out: dict[str, Any] = {"tables": {}}
-    total_s = 0.0
-    try:
-        for table in WRITTEN:
-            if await conn.fetchval("SELECT to_regclass($1)", table) is None:
-                continue  # the PostgreSQL log only exists when it is the log
-            await conn.execute(
-                f"CREATE TEMP TABLE floor_rows AS SELECT row_number() OVER () AS n, t.* "
-                f"FROM {table} t; CREATE INDEX ON floor_rows (n); "
-                f"CREATE TABLE public.floor_target (LIKE {table} INCLUDING ALL); ANALYZE floor_rows"
-            )
-            names = await conn.fetch(
-                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-                "AND NOT attisdropped ORDER BY attnum",
-                table,
-            )
-            columns = ", ".join(f'"{r["attname"]}"' for r in names)
-            rows = await conn.fetchval("SELECT count(*) FROM floor_rows")
-            began = time.perf_counter()
-            for low in range(0, rows, FLOOR_CHUNK):
-                await conn.execute(
-                    f"INSERT INTO public.floor_target ({columns}) OVERRIDING SYSTEM VALUE "
-                    f"SELECT {columns} FROM floor_rows WHERE n > $1 AND n <= $2",
-                    low,
-                    low + FLOOR_CHUNK,
-                )
-            seconds = time.perf_counter() - began
-            await conn.execute("DROP TABLE floor_rows, public.floor_target")
-            total_s += seconds
-            out["tables"][table] = {
-                "rows": rows,
-                "s": round(seconds, 2),
-                "us_per_row": round(seconds / max(rows, 1) * 1e6, 1),
-            }
-    finally:
-        await conn.close()
+    """The rows the imports wrote, inserted again by PostgreSQL alone (`common.write_floor`):
+    twice that rate bounds any import on two cores."""
+    out = await common_write_floor(url, WRITTEN)
+    total_s = out["s"]
     out["profiles"] = profiles
-    out["s"] = round(total_s, 2)
     out["us_per_profile"] = round(total_s / profiles * 1e6, 1)
     out["profiles_per_s_one_backend"] = round(profiles / total_s)
     out["profiles_per_s_two_cores_bound"] = round(2 * profiles / total_s)

@@ -337,7 +337,12 @@ async def run_projector(
     watched = _FirstRecordLog(log)
     tune_gc()  # as the `profiles projector` process does
     projector = Projector(
-        pool, watched, read_models.NAME, read_models.project, batch_size=batch_size
+        pool,
+        watched,
+        read_models.NAME,
+        read_models.project,
+        batch_size=batch_size,
+        collect_between_batches=True,  # as the `profiles projector` process does
     )
     stop = asyncio.Event()
     began = time.perf_counter()

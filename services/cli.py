@@ -150,6 +150,7 @@ async def _project(settings: Settings, batch_size: int, max_batch: int) -> None:
             batch_size=batch_size,
             max_batch=max_batch,
             dedupe_window=settings.dedupe_window,
+            collect_between_batches=True,
         )
         await projector.run(stop)
 

@@ -53,6 +53,7 @@ async def rebuild(
             batch_size,
             max_batch,
             group=f"rebuild.{schema}",
+            collect_between_batches=True,
         )
         stop = asyncio.Event()
         began = time.perf_counter()
