@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from pydantic_core import to_json
+
 from contracts import Event
 
 KINDS = (
@@ -55,7 +57,7 @@ class Entry(NamedTuple):
     at: datetime
     kind: str
     type: str
-    summary: dict[str, Any]
+    summary: bytes  # a JSON object
 
 
 def entry(event: Event) -> Entry | None:
@@ -64,8 +66,13 @@ def entry(event: Event) -> Entry | None:
     if kind is None:
         return None
     if event.type in _NAMES_ONLY:  # names of what changed, not a copy of the values
-        return Entry(event.subject, event.id, event.time, kind, event.type, _names(event))
-    summary = event.data.model_dump(mode="json", exclude_defaults=True)
+        summary = to_json(_names(event))
+    else:
+        # bytes of JSON straight from the model's serializer (documented on BaseModel): a
+        # dict of the values, encoded again when the batch is written, cost 4.4-4.7 µs an
+        # event, this 2.0-2.1 (a replay writes a line an event)
+        data = event.data
+        summary = type(data).__pydantic_serializer__.to_json(data, exclude_defaults=True)
     return Entry(event.subject, event.id, event.time, kind, event.type, summary)
 
 

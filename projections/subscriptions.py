@@ -102,6 +102,9 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
     # profiles' whole lists: a batch over 5,000 profiles reads ~5,000 rows, not ~50,000
     stored = await _fetch(conn, "sub_id", referenced)
     upserts: list[tuple[UUID, Subscription, datetime]] = []
+    # added in this batch: not in the table, since every subscription an event names was
+    # loaded above, so COPied straight in (no staging table, no conflict to look for)
+    inserts: list[tuple[UUID, Subscription, datetime]] = []
     moved = shifts_of_unnamed(events, referenced)  # only the priority changed (R13 shifts)
     removed: list[UUID] = []
     lines: list[tuple[UUID, LedgerEntry]] = []
@@ -115,7 +118,9 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
                 when = folded.updated_at.get(
                     sub.sub_id, old.updated_at if old is not None else sub.created_at
                 )
-                if old is not None and _only_priority_moved(sub, old.subscription):
+                if old is None:
+                    inserts.append((profile_id, sub, when))
+                elif _only_priority_moved(sub, old.subscription):
                     moved.append((sub.sub_id, sub.priority, when))
                 else:
                     upserts.append((profile_id, sub, when))
@@ -132,6 +137,8 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
             [m[1] for m in moved],
             [m[2] for m in moved],
         )
+    if inserts:
+        await bulk.insert(conn, "subscriptions", _SUB_COLUMN_LIST, _rows(inserts))
     if upserts:
         await _upsert(conn, upserts)
     if lines:
@@ -141,29 +148,7 @@ async def _subscriptions(conn: asyncpg.Connection, events: Sequence[Event]) -> N
 async def _upsert(
     conn: asyncpg.Connection, rows: list[tuple[UUID, Subscription, datetime]]
 ) -> None:
-    staged = await bulk.stage(
-        conn,
-        "subscriptions",
-        _SUB_COLUMN_LIST,
-        [
-            (
-                s.sub_id,
-                p,
-                s.resource_id,
-                s.channel,
-                s.contact,
-                s.status,
-                s.priority,
-                dict(s.categories),
-                dict(s.fields),
-                dict(s.custom),
-                s.deleted,
-                s.created_at,
-                w,
-            )
-            for p, s, w in rows
-        ],
-    )
+    staged = await bulk.stage(conn, "subscriptions", _SUB_COLUMN_LIST, _rows(rows))
     await conn.execute(
         f"""
         INSERT INTO subscriptions ({_SUB_COLUMNS}) SELECT {_SUB_COLUMNS} FROM {staged}
@@ -173,6 +158,28 @@ async def _upsert(
             deleted = excluded.deleted, updated_at = excluded.updated_at
         """
     )
+
+
+def _rows(rows: list[tuple[UUID, Subscription, datetime]]) -> list[tuple[Any, ...]]:
+    """Subscription rows in the order of _SUB_COLUMNS."""
+    return [
+        (
+            s.sub_id,
+            p,
+            s.resource_id,
+            s.channel,
+            s.contact,
+            s.status,
+            s.priority,
+            dict(s.categories),
+            dict(s.fields),
+            dict(s.custom),
+            s.deleted,
+            s.created_at,
+            w,
+        )
+        for p, s, w in rows
+    ]
 
 
 async def _ledger(conn: asyncpg.Connection, lines: list[tuple[UUID, LedgerEntry]]) -> None:
