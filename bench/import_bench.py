@@ -147,7 +147,7 @@ async def import_file(rt: Runtime, database_id: str, path: Path) -> dict[str, An
     async with owning(rt.pool, job_id):
         async with rt.pool.acquire() as conn:
             await file_imports.create(conn, database_id, "csv", False, path, job_id)
-        job = await file_imports.run(rt.pool, rt.importer, job_id)
+        job = await file_imports.run(rt.pool, rt.importer, job_id, collect_between_chunks=True)
     appended = time.perf_counter()
     positions = {int(p): o for p, o in job.positions.items()}
     token = consistency.token([Position(p, o) for p, o in positions.items()])

@@ -30,6 +30,7 @@ from domain.rows import Columns, columns, item
 from services import structure
 from services.http_common import field_errors
 from services.imports import Checked, Importer, check, item_from_request
+from services.runtime import BetweenBatches
 
 Format = Literal["csv", "ndjson"]
 CHUNK_ROWS = 5000
@@ -114,8 +115,13 @@ async def run(
     job_id: UUID,
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
+    collect_between_chunks: bool = False,
 ) -> Job:
-    """Run (or resume) a job to its end, or until `stop` is set (it stays resumable)."""
+    """Run (or resume) a job to its end, or until `stop` is set (it stays resumable).
+
+    `collect_between_chunks`: the garbage collector runs between chunks only
+    (`BetweenBatches`), for a process of its own (`profiles import`), not a server's.
+    """
     async with pool.acquire() as conn:
         job = await get(conn, job_id)
         assert job is not None, job_id
@@ -130,14 +136,17 @@ async def run(
     # on PostgreSQL, the GIL is free for the reading thread.
     ahead = asyncio.ensure_future(asyncio.to_thread(_ready, chunks, database))
     try:
-        while (ready := await ahead) is not None:
-            ahead = asyncio.ensure_future(asyncio.to_thread(_ready, chunks, database))
-            await _import_chunk(pool, importer, job, ready)
-            job = await _reload(pool, job_id)
-            if progress is not None:
-                progress(job.done_bytes, job.total_bytes)
-            if stop is not None and stop.is_set():
-                return job
+        with BetweenBatches(collect_between_chunks) as collector:
+            while (ready := await ahead) is not None:
+                ahead = asyncio.ensure_future(asyncio.to_thread(_ready, chunks, database))
+                await _import_chunk(pool, importer, job, ready)
+                del ready  # the chunk's rows, before the collector counts what is left
+                collector.batch_done()
+                job = await _reload(pool, job_id)
+                if progress is not None:
+                    progress(job.done_bytes, job.total_bytes)
+                if stop is not None and stop.is_set():
+                    return job
     except (OSError, UnicodeDecodeError, csv.Error, ValidationError) as exc:
         return await _fail(pool, job, f"{exc.__class__.__name__}: {_reason(exc)}")
     finally:

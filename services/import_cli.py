@@ -56,7 +56,11 @@ async def _run(settings: Settings, file: Path, database_id: str, fmt: Format, ge
                 await file_imports.create(conn, database_id, fmt, geo, file, job_id)
             with typer.progressbar(length=max(size, 1), label="importing") as bar:
                 job = await file_imports.run(
-                    rt.pool, rt.importer, job_id, lambda done, _: bar.update(done - bar.pos)
+                    rt.pool,
+                    rt.importer,
+                    job_id,
+                    lambda done, _: bar.update(done - bar.pos),
+                    collect_between_chunks=True,
                 )
         elapsed = time.monotonic() - started
         async with rt.pool.acquire() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from contracts import DecodeError, Event, decode
 from projections import checkpoints
 from projections.batches import Batch, DeadLetter, Project, apply_batch, prune
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
+from services.runtime import BetweenBatches
 
 log = structlog.get_logger(__name__)
 
@@ -24,9 +24,6 @@ _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 DEDUPE_WINDOW = timedelta(days=7)
 # the largest batch the projector processes and rebuilds ask for while behind (`_next_ask`)
 CATCH_UP_BATCH = 40_000
-# tracked objects batches may leave alive before a projector that collects between batches
-# runs the collector (`_collect_between_batches`)
-COLLECT_AFTER = 100_000
 
 
 @dataclass
@@ -52,8 +49,8 @@ class Projector:
     max_batch: int = 0  # asked for at most while catching up (`_next_ask`); <= batch_size: never
     poll_timeout: float = 0.2
     group: str | None = None  # consumer group; default: the projection's name
-    # the garbage collector runs between batches only (`_collect_between_batches`): for a
-    # process of its own; off where the projector shares its process (`profiles serve`)
+    # the garbage collector runs between batches only (`BetweenBatches`): for a process of
+    # its own; off where the projector shares its process (`profiles serve`)
     collect_between_batches: bool = False
     dedupe_window: timedelta = DEDUPE_WINDOW
     prune_every: float = 300.0  # seconds between prunes of the dedupe rows
@@ -66,21 +63,16 @@ class Projector:
         await consumer.start()
         log.info("projector.started", projection=self.name, topic=self.log.topic)
         ask = self.batch_size
-        paused = self.collect_between_batches and gc.isenabled()
-        if paused:
-            gc.disable()
         try:
-            while not stop.is_set():
-                records = await consumer.poll(ask, self.poll_timeout)
-                if records:
-                    await self._handle(consumer, records)
-                    if paused:
-                        _collect_between_batches()
-                ask = self._next_ask(ask, len(records))
-                await self._prune()
+            with BetweenBatches(self.collect_between_batches) as collector:
+                while not stop.is_set():
+                    records = await consumer.poll(ask, self.poll_timeout)
+                    if records:
+                        await self._handle(consumer, records)
+                        collector.batch_done()
+                    ask = self._next_ask(ask, len(records))
+                    await self._prune()
         finally:
-            if paused:
-                gc.enable()
             await consumer.stop()
             log.info("projector.stopped", projection=self.name, **vars(self.stats))
 
@@ -200,20 +192,6 @@ class Projector:
         partitions = sorted(consumer.assignment())
         if partitions:
             await consumer.seek(await self._on_assign(partitions))
-
-
-def _collect_between_batches() -> None:
-    """Run the garbage collector once the tracked objects left alive since the last run reach
-    COLLECT_AFTER (with automatic collection off).
-
-    A batch allocates millions of objects, and refcounting frees nearly all of them when the
-    batch is done. Collections during the batch found almost nothing to free, yet each one
-    walked the batch's live events and rows: about a quarter of a subscription replay's CPU
-    (7,915 and 7,907 events/s with them, 10,269 and 11,129 without). Counted after a batch,
-    what is left is what may hold cycles, and a collection then has no batch to walk.
-    """
-    if gc.get_count()[0] >= COLLECT_AFTER:
-        gc.collect()
 
 
 def _batch(records: Sequence[LogRecord], expected: dict[int, int], *, dedupe: bool) -> Batch:

@@ -50,6 +50,40 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+# tracked objects that batches may leave alive before a process collecting between batches
+# runs the collector (`BetweenBatches`)
+COLLECT_AFTER = 100_000
+
+
+class BetweenBatches:
+    """The garbage collector run between batches only, for a process of its own that works in
+    batches (the projector, a file import); a no-op when `on` is False.
+
+    A batch allocates millions of objects, and refcounting frees nearly all of them when the
+    batch is done. Collections during the batch found almost nothing to free, yet each one
+    walked the batch's live events and rows: about a quarter of a subscription replay's CPU
+    (7,915 and 7,907 events/s with them, 10,269 and 11,129 without). After a batch, the
+    tracked objects still alive since the last collection (`gc.get_count()[0]`) are what may
+    hold cycles; once they reach COLLECT_AFTER the collector runs, with no batch to walk.
+    """
+
+    def __init__(self, on: bool) -> None:
+        self._paused = on and gc.isenabled()
+
+    def __enter__(self) -> BetweenBatches:
+        if self._paused:
+            gc.disable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._paused:
+            gc.enable()
+
+    def batch_done(self) -> None:
+        if self._paused and gc.get_count()[0] >= COLLECT_AFTER:
+            gc.collect()
+
+
 def yield_to_readers(nice: int) -> None:
     """Lower this process's CPU priority to `nice` (never raise it back): the bulk roles
     (projector, intake, file import) give way to the API processes on a shared box, so a

@@ -13,14 +13,14 @@ import pytest
 
 from contracts import Event
 from projections import read_models
-from services import projector as projector_module
+from services import runtime
 from services.eventlog.postgres import PostgresLog
 from services.projector import Projector
 from tests.factories import imported
 from tests.pg import migrated_pool
 
 EVENTS = 2000
-CYCLES_PER_EVENT = 10
+CYCLES_PER_EVENT = 100
 
 
 class _Cycle:
@@ -75,17 +75,18 @@ async def _run(
 async def test_the_collector_is_off_in_batches_and_frees_their_cycles_between_them(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 500 events leave 5,000 cycles: at this threshold the collector runs after the second batch
-    monkeypatch.setattr(projector_module, "COLLECT_AFTER", 9_000)
+    # 500 events leave 50,000 cycles (and the batch its own leftovers, far fewer): at this
+    # threshold the collector runs after the second batch
+    monkeypatch.setattr(runtime, "COLLECT_AFTER", 75_000)
     gc.collect()
     async with migrated_pool(database_url) as pool:
         enabled, alive, after = await _run(pool, collect_between_batches=True)
     assert len(enabled) >= 3
     assert not any(enabled)
-    # what the first batch left lived through the second (5,000 < 9,000); after the second
-    # (10,000 >= 9,000) the collector ran between the batches and freed them all
-    assert alive[1] >= 5_000
-    assert alive[2] < 1_000
+    # what the first batch left lived through the second (50,000 < 75,000); after the second
+    # (100,000 >= 75,000) the collector ran between the batches and freed them all
+    assert alive[1] >= 50_000
+    assert alive[2] == 0
     assert after  # the collector is back on once the projector stops
 
 

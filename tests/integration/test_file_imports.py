@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.imports import ImportItem
-from services import file_imports
+from services import file_imports, runtime
 from services.cli import app as cli
 from services.import_worker import owning
 from tests.api import Api
@@ -292,3 +293,43 @@ async def test_row_errors_page_after_a_row_and_an_oversized_upload_is_refused_R3
         "SELECT count(*) AS n FROM ingest.import_jobs WHERE database_id = $1", db
     )
     assert jobs[0]["n"] == 1  # no job for the refused file
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self  # only the cyclic garbage collector frees it
+
+
+async def test_a_job_in_its_own_process_collects_garbage_between_chunks_only(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`profiles import` runs the collector between chunks (`collect_between_chunks`): none
+    runs during a chunk, what chunks leave is freed between them, and the collector is on
+    again when the job ends, done or failed (performance, DESIGN 5)."""
+    db = await api.database(visits={"type": "number"})
+    path = tmp_path / "people.csv"
+    path.write_text("email,visits\n" + "".join(f"g{n}@example.com,{n}\n" for n in range(35)))
+    monkeypatch.setattr(file_imports, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(runtime, "COLLECT_AFTER", 75_000)  # reached after two chunks' cycles
+    seen: list[tuple[bool, int]] = []
+    chunk = file_imports._import_chunk
+
+    async def leaving_cycles(*args: Any) -> None:
+        seen.append((gc.isenabled(), sum(isinstance(o, _Cycle) for o in gc.get_objects())))
+        for _ in range(50_000):
+            _Cycle()
+        await chunk(*args)
+
+    monkeypatch.setattr(file_imports, "_import_chunk", leaving_cycles)
+    rt = api.runtime
+    job_id = uuid.uuid4()
+    gc.collect()
+    async with owning(rt.pool, job_id) as owned:
+        assert owned
+        async with rt.pool.acquire() as conn:
+            await file_imports.create(conn, db, "csv", False, path, job_id)
+        job = await file_imports.run(rt.pool, rt.importer, job_id, collect_between_chunks=True)
+    assert (job.state, job.rows_done) == ("done", 35)
+    assert [on for on, _ in seen] == [False] * 4  # no automatic collection in any chunk
+    assert [alive for _, alive in seen][:3] == [0, 50_000, 0]  # freed after the second chunk
+    assert gc.isenabled()
