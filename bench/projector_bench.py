@@ -343,6 +343,7 @@ async def run_projector(
         read_models.project,
         batch_size=batch_size,
         collect_between_batches=True,  # as the `profiles projector` process does
+        read_ahead=True,
     )
     stop = asyncio.Event()
     began = time.perf_counter()

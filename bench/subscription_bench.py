@@ -348,6 +348,7 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
                 batch_size=args.batch_size,
                 max_batch=args.max_batch,
                 collect_between_batches=True,
+                read_ahead=True,
             )
             stop = asyncio.Event()
             before = await table_writes(pool)

@@ -151,6 +151,7 @@ async def _project(settings: Settings, batch_size: int, max_batch: int) -> None:
             max_batch=max_batch,
             dedupe_window=settings.dedupe_window,
             collect_between_batches=True,
+            read_ahead=True,
         )
         await projector.run(stop)
 

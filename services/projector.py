@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 DEDUPE_WINDOW = timedelta(days=7)
 # the largest batch the projector processes and rebuilds ask for while behind (`_next_ask`)
 CATCH_UP_BATCH = 40_000
+# records decoded ahead between two turns of the apply (`_handle_reading_ahead`): about 2 ms
+READ_AHEAD_SLICE = 200
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Projector:
     # the garbage collector runs between batches only (`BetweenBatches`): for a process of
     # its own; off where the projector shares its process (`profiles serve`)
     collect_between_batches: bool = False
+    # while behind, the next batch is polled and decoded while this one is written
+    # (`_handle_reading_ahead`): for a process of its own, with no API to keep waiting
+    read_ahead: bool = False
     dedupe_window: timedelta = DEDUPE_WINDOW
     prune_every: float = 300.0  # seconds between prunes of the dedupe rows
     stats: ProjectorStats = field(default_factory=ProjectorStats)
@@ -63,18 +69,61 @@ class Projector:
         await consumer.start()
         log.info("projector.started", projection=self.name, topic=self.log.topic)
         ask = self.batch_size
+        ahead = Ahead([], 0)  # the next batch, polled and decoded during the last apply
         try:
             with BetweenBatches(self.collect_between_batches) as collector:
                 while not stop.is_set():
-                    records = await consumer.poll(ask, self.poll_timeout)
-                    if records:
-                        await self._handle(consumer, records)
-                        collector.batch_done()
-                    ask = self._next_ask(ask, len(records))
+                    asked = ask
+                    if ahead.records:
+                        batch, ahead = ahead.records, Ahead([], 0)
+                        got = len(batch)
+                    else:
+                        records = await consumer.poll(asked, self.poll_timeout)
+                        got = len(records)
+                        assigned = consumer.assignment()
+                        batch = _decoded([r for r in records if self._unapplied(assigned, r)])
+                    ask = self._next_ask(asked, got)
+                    if batch:
+                        ahead = await self._handle_reading_ahead(
+                            consumer, batch, ask if got >= asked else 0
+                        )
+                        del batch  # its events are garbage now, not survivors to walk
+                        collector.batch_done(held=ahead.objects)
                     await self._prune()
         finally:
             await consumer.stop()
             log.info("projector.stopped", projection=self.name, **vars(self.stats))
+
+    async def _handle_reading_ahead(
+        self, consumer: LogConsumer, batch: list[Decoded], ask: int
+    ) -> Ahead:
+        """Apply `batch`; with read-ahead on and `ask` > 0 (the projector is behind), take the
+        next `ask` records the consumer already has and decode them while PostgreSQL writes
+        this batch. Returns them decoded, or none when the apply moved the consumer back.
+
+        The apply runs as a task; the next batch is decoded in slices between which the event
+        loop lets the apply go on as soon as PostgreSQL answers, so the decoding fills the
+        pauses where the process waited for the database. Nothing folded depends on the next
+        batch, so order and checkpoints are those of a plain loop.
+        """
+        if not self.read_ahead or ask <= 0:
+            await self._handle(consumer, batch)
+            return Ahead([], 0)
+        records = await consumer.poll(ask, 0)  # only what is already there: never waits
+        applying = asyncio.ensure_future(self._handle(consumer, batch))
+        ahead = Ahead([], 0)
+        try:
+            for start in range(0, len(records), READ_AHEAD_SLICE):
+                await asyncio.sleep(0)  # the apply first: its statements go out at once
+                # nothing else runs during a slice, so the collector's count grows by
+                # exactly the objects the slice keeps
+                before = gc.get_count()[0]
+                ahead.records += _decoded(records[start : start + READ_AHEAD_SLICE])
+                ahead.objects += gc.get_count()[0] - before
+        finally:
+            kept_position = await applying
+        # a consumer moved back (fenced, retrying) redelivers from its checkpoints, these too
+        return ahead if kept_position else Ahead([], 0)
 
     def _next_ask(self, asked: int, got: int) -> int:
         """How many records the next poll asks for: twice as many after a full poll, up to
@@ -118,15 +167,20 @@ class Projector:
         log.info("projector.assigned", projection=self.name, checkpoints=stored)
         return stored
 
-    async def _handle(self, consumer: LogConsumer, records: list[LogRecord]) -> None:
+    def _unapplied(self, assigned: frozenset[int], record: LogRecord) -> bool:
+        """Whether a record is of an assigned partition and not applied yet (a rebalance or a
+        move back to the checkpoints delivers applied ones again)."""
+        return record.partition in assigned and record.offset >= self._expected.get(
+            record.partition, 0
+        )
+
+    async def _handle(self, consumer: LogConsumer, records: list[Decoded]) -> bool:
+        """Apply one batch; False when the consumer was moved back to the stored checkpoints."""
+        # filtered again: records read ahead were polled before the batch before them applied
         assigned = consumer.assignment()
-        fresh = [
-            r
-            for r in records
-            if r.partition in assigned and r.offset >= self._expected.get(r.partition, 0)
-        ]
+        fresh = [d for d in records if self._unapplied(assigned, d.record)]
         if not fresh:
-            return
+            return True
         batch = _batch(fresh, self._expected, dedupe=not self.log.unique_ids)
         try:
             applied = await self._apply(batch)
@@ -134,19 +188,19 @@ class Projector:
             self.stats.fenced += 1
             log.warning("projector.fenced", projection=self.name, detail=str(exc))
             await self._reseek(consumer)
-            return
+            return False
         except _RETRYABLE as exc:
             log.warning("projector.retry", projection=self.name, error=type(exc).__name__)
             await asyncio.sleep(0.5)
             await self._reseek(consumer)
-            return
+            return False
         except Exception as exc:  # a projection failed on some event: find it, do not stop
             log.error("projector.batch_failed", projection=self.name, error=type(exc).__name__)
-            await self._isolate(consumer, fresh)
-            return
+            return await self._isolate(consumer, fresh)
         self._done(batch, applied)
+        return True
 
-    async def _isolate(self, consumer: LogConsumer, records: list[LogRecord]) -> bool:
+    async def _isolate(self, consumer: LogConsumer, records: list[Decoded]) -> bool:
         """Apply a failed batch half by half, halving a failing half again, until a record that
         fails alone is buried; False when the caller must stop (the consumer re-seeked).
 
@@ -168,7 +222,7 @@ class Projector:
                     if not await self._isolate(consumer, part):
                         return False
                     continue
-                record = part[0]
+                record = part[0].record
                 reason = f"projection failed: {type(exc).__name__}"  # never the values
                 dead = DeadLetter(record.partition, record.offset, reason, record.value)
                 batch = Batch(events=[], dead=[dead], moves=batch.moves, dedupe=batch.dedupe)
@@ -194,24 +248,51 @@ class Projector:
             await consumer.seek(await self._on_assign(partitions))
 
 
-def _batch(records: Sequence[LogRecord], expected: dict[int, int], *, dedupe: bool) -> Batch:
-    events: list[Event] = []
-    dead: list[DeadLetter] = []
-    last: dict[int, int] = {}
+@dataclass(slots=True)
+class Ahead:
+    """A batch read ahead, and the tracked objects its events hold (`BetweenBatches`)."""
+
+    records: list[Decoded]
+    objects: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A record and what it decoded to: its event, or why it is a dead letter."""
+
+    record: LogRecord
+    event: Event | None
+    reason: str | None = None
+
+
+def _decoded(records: Sequence[LogRecord]) -> list[Decoded]:
+    """Decode records (pure: run in the read-ahead thread too)."""
+    out: list[Decoded] = []
     for record in records:
-        last[record.partition] = record.offset
         try:
             event = decode(record.value)
         except DecodeError as exc:
-            dead.append(DeadLetter(record.partition, record.offset, exc.reason, record.value))
+            out.append(Decoded(record, None, exc.reason))
             continue
         if record.key != str(event.subject).encode():
             # A record keyed otherwise may sit in another partition than its profile's others,
             # which would break per-profile order: refuse it rather than fold it out of order.
-            dead.append(
-                DeadLetter(record.partition, record.offset, "key is not the subject", record.value)
-            )
+            out.append(Decoded(record, None, "key is not the subject"))
             continue
-        events.append(event)
+        out.append(Decoded(record, event))
+    return out
+
+
+def _batch(records: Sequence[Decoded], expected: dict[int, int], *, dedupe: bool) -> Batch:
+    events: list[Event] = []
+    dead: list[DeadLetter] = []
+    last: dict[int, int] = {}
+    for d in records:
+        record = d.record
+        last[record.partition] = record.offset
+        if d.event is None:
+            dead.append(DeadLetter(record.partition, record.offset, d.reason or "", record.value))
+        else:
+            events.append(d.event)
     moves = {p: (expected.get(p, 0), offset + 1) for p, offset in last.items()}
     return Batch(events=events, dead=dead, moves=moves, dedupe=dedupe)

@@ -54,6 +54,7 @@ async def rebuild(
             max_batch,
             group=f"rebuild.{schema}",
             collect_between_batches=True,
+            read_ahead=True,
         )
         stop = asyncio.Event()
         began = time.perf_counter()

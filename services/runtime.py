@@ -79,8 +79,11 @@ class BetweenBatches:
         if self._paused:
             gc.enable()
 
-    def batch_done(self) -> None:
-        if self._paused and gc.get_count()[0] >= COLLECT_AFTER:
+    def batch_done(self, held: int = 0) -> None:
+        """Between two batches: collect if enough objects survived. `held` is how many of them
+        the caller keeps on purpose (a batch read ahead): a collection would walk them all and
+        free none of them."""
+        if self._paused and gc.get_count()[0] - held >= COLLECT_AFTER:
             gc.collect()
 
 
