@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
+from services.eventlog.kafka import KafkaLog
+from services.eventlog.port import EventLog
+from services.eventlog.postgres import PostgresLog
 from tests.api import Api, serve
 from tests.geodb import build_city_db
 from tests.pg import fresh_database
@@ -31,3 +36,17 @@ async def kafka_api(
         serve(url, folder / "data", kafka=kafka_bootstrap) as running,
     ):
         yield running
+
+
+@pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def log(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIterator[EventLog]:
+    """Each log in turn, on the test module's `pool`: PostgreSQL, then a fresh Kafka topic of
+    one partition (the whole log has one order to check)."""
+    if request.param == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        log: EventLog = KafkaLog(bootstrap, topic=f"test.{uuid.uuid4().hex}", partitions=1)
+    else:
+        log = PostgresLog(pool)
+    await log.start()
+    yield log
+    await log.stop()

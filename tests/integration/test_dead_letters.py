@@ -12,9 +12,7 @@ import pytest
 
 from contracts import Event, encode
 from projections import read_models
-from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
-from services.eventlog.postgres import PostgresLog
 from services.projector import Projector
 from tests.factories import imported
 from tests.integration.procs import wait_for
@@ -27,18 +25,6 @@ SCHEMA = "read_models"
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     async with migrated_pool(database_url) as p:
         yield p
-
-
-@pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
-async def log(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIterator[EventLog]:
-    if request.param == "kafka":
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        log: EventLog = KafkaLog(bootstrap, topic=f"dlq.{uuid.uuid4().hex}", partitions=1)
-    else:
-        log = PostgresLog(pool)
-    await log.start()
-    yield log
-    await log.stop()
 
 
 @pytest.mark.postgres

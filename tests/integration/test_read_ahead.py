@@ -14,9 +14,8 @@ import pytest
 import services.projector as projector_module
 from contracts import Event
 from projections import read_models
-from services.eventlog.kafka import KafkaLog
+from projections.batches import Project
 from services.eventlog.port import EventLog, LogRecord
-from services.eventlog.postgres import PostgresLog
 from services.projector import Decoded, Projector
 from tests.factories import imported
 from tests.pg import migrated_pool
@@ -31,25 +30,28 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-@pytest.fixture(params=["postgres", pytest.param("kafka", marks=pytest.mark.kafka)])
-async def log(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIterator[EventLog]:
-    if request.param == "kafka":
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        # one partition: the whole log has one order to check
-        log: EventLog = KafkaLog(bootstrap, topic=f"ahead.{uuid.uuid4().hex}", partitions=1)
-    else:
-        log = PostgresLog(pool)
-    await log.start()
-    yield log
-    await log.stop()
-
-
 async def _record_order(conn: asyncpg.Connection, batch: Sequence[Event]) -> None:
     """The projection under test: the read models, plus the order it applied events in (rows a
     failed transaction rolls back with everything else)."""
     await read_models.project(conn, batch)
     await conn.execute(
         "INSERT INTO seen (event_id) SELECT unnest($1::uuid[])", [e.id for e in batch]
+    )
+
+
+def _catching_up(
+    pool: asyncpg.Pool, log: EventLog, project: Project, read_ahead: bool = True
+) -> Projector:
+    """A projector whose batches grow from 100 to 800 records while it is behind."""
+    return Projector(
+        pool,
+        log,
+        read_models.NAME,
+        project,
+        batch_size=100,
+        max_batch=800,
+        poll_timeout=0.1,
+        read_ahead=read_ahead,
     )
 
 
@@ -92,16 +94,7 @@ async def test_the_next_batch_is_decoded_before_this_one_is_applied_and_order_is
 
     original = projector_module._decoded
     monkeypatch.setattr(projector_module, "_decoded", decoded)
-    runner = Projector(
-        pool,
-        log,
-        read_models.NAME,
-        _record_order,
-        batch_size=100,
-        max_batch=800,
-        poll_timeout=0.1,
-        read_ahead=read_ahead,
-    )
+    runner = _catching_up(pool, log, _record_order, read_ahead=read_ahead)
     await _run_until_applied(pool, runner, EVENTS)
 
     seen = [r["event_id"] for r in await pool.fetch("SELECT event_id FROM seen ORDER BY n")]
@@ -132,16 +125,7 @@ async def test_a_batch_that_fails_drops_the_batch_read_ahead_of_it(
             raise asyncpg.InterfaceError("the connection dropped")
         await _record_order(conn, batch)
 
-    runner = Projector(
-        pool,
-        log,
-        read_models.NAME,
-        flaky,
-        batch_size=100,
-        max_batch=800,
-        poll_timeout=0.1,
-        read_ahead=True,
-    )
+    runner = _catching_up(pool, log, flaky)
     await _run_until_applied(pool, runner, EVENTS)
 
     seen = [r["event_id"] for r in await pool.fetch("SELECT event_id FROM seen ORDER BY n")]
@@ -162,16 +146,7 @@ async def test_a_poison_event_is_isolated_and_the_batch_read_ahead_still_applies
             raise ValueError("a projection bug this event triggers")
         await _record_order(conn, batch)
 
-    runner = Projector(
-        pool,
-        log,
-        read_models.NAME,
-        fragile,
-        batch_size=100,
-        max_batch=800,
-        poll_timeout=0.1,
-        read_ahead=True,
-    )
+    runner = _catching_up(pool, log, fragile)
     await _run_until_applied(pool, runner, EVENTS)
 
     seen = [r["event_id"] for r in await pool.fetch("SELECT event_id FROM seen ORDER BY n")]
