@@ -261,12 +261,12 @@ class Decoded:
     """A record and what it decoded to: its event, or why it is a dead letter."""
 
     record: LogRecord
-    event: Event | None
-    reason: str | None = None
+    event: Event | None  # None: a dead letter, for `reason`
+    reason: str = ""
 
 
 def _decoded(records: Sequence[LogRecord]) -> list[Decoded]:
-    """Decode records (pure: run in the read-ahead thread too)."""
+    """Decode records: events, and the reason of each that is a dead letter."""
     out: list[Decoded] = []
     for record in records:
         try:
@@ -291,7 +291,7 @@ def _batch(records: Sequence[Decoded], expected: dict[int, int], *, dedupe: bool
         record = d.record
         last[record.partition] = record.offset
         if d.event is None:
-            dead.append(DeadLetter(record.partition, record.offset, d.reason or "", record.value))
+            dead.append(DeadLetter(record.partition, record.offset, d.reason, record.value))
         else:
             events.append(d.event)
     moves = {p: (expected.get(p, 0), offset + 1) for p, offset in last.items()}
