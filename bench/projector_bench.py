@@ -48,7 +48,7 @@ from projections import read_models
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.local.scratch import scratch_database
-from services.projector import Projector
+from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import create_pool, tune_gc
 
 SCHEMA = "read_models"
@@ -331,7 +331,12 @@ class _FirstRecordLog:
 
 
 async def run_projector(
-    pool: asyncpg.Pool, log: KafkaLog, expected: int, batch_size: int, limit_s: float
+    pool: asyncpg.Pool,
+    log: KafkaLog,
+    expected: int,
+    batch_size: int,
+    max_batch: int,
+    limit_s: float,
 ) -> tuple[float, float, int]:
     """Run the profiles projector until `expected` events are applied and checkpointed."""
     watched = _FirstRecordLog(log)
@@ -342,7 +347,8 @@ async def run_projector(
         read_models.NAME,
         read_models.project,
         batch_size=batch_size,
-        collect_between_batches=True,  # as the `profiles projector` process does
+        max_batch=max_batch,  # the rest as the `profiles projector` process does
+        collect_between_batches=True,
         read_ahead=True,
     )
     stop = asyncio.Event()
@@ -385,7 +391,7 @@ async def run_workers(
         PROFILES_LOG_FORMAT="json",
     )
     command = [sys.executable, "-m", "services", "projector", "--workers", str(args.workers)]
-    command += ["--batch-size", str(args.batch_size)]
+    command += ["--batch-size", str(args.batch_size), "--max-batch", str(args.max_batch)]
     began = time.perf_counter()
     child = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -504,7 +510,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             else:
                 with _profiled(args):
                     total, steady, batches = await run_projector(
-                        pool, log, args.events, args.batch_size, args.timeout
+                        pool, log, args.events, args.batch_size, args.max_batch, args.timeout
                     )
             result.projector_s = total
             result.projector_eps = args.events / total
@@ -602,6 +608,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profiles", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=5000, help="projector batch size")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=CATCH_UP_BATCH,
+        help="largest batch while catching up (as `profiles projector --max-batch`)",
+    )
     parser.add_argument(
         "--workers",
         type=int,

@@ -42,6 +42,18 @@ class ProfileState:
     version: int = 0
     located: frozenset[str] = frozenset()  # fields whose value came from an IP, not a person
 
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> ProfileState:
+        """A state from a dict of every one of its fields, exactly those.
+
+        Skips the frozen `__init__`, which sets each field through `object.__setattr__`: a
+        batch builds a state for every profile it reads and every profile it changes, and the
+        `__init__` cost about twice this (1.6 against 0.7 µs).
+        """
+        made = object.__new__(cls)
+        made.__dict__.update(values)
+        return made
+
 
 def fold(state: ProfileState | None, event: Event) -> ProfileState | None:
     """Apply one event; events this fold does not know leave the state as it is."""
@@ -212,19 +224,21 @@ class _Draft:
         if not self.changed or self.base is None or self.last_time is None:
             return original
         base = self.base  # built whole, not through `replace`: it costs a batch per profile
-        return ProfileState(
-            profile_id=base.profile_id,
-            database_id=base.database_id,
-            created_at=base.created_at,
-            email=self.email,
-            phones=tuple(self.phones),
-            fields=MappingProxyType(self.fields),
-            located=frozenset(self.located),
-            custom=MappingProxyType(self.custom),
-            import_mode=self.mode,
-            status=self.status,
-            updated_at=self.last_time,
-            version=self.version,
+        return ProfileState.of(
+            {
+                "profile_id": base.profile_id,
+                "database_id": base.database_id,
+                "created_at": base.created_at,
+                "updated_at": self.last_time,
+                "email": self.email,
+                "phones": tuple(self.phones),
+                "fields": MappingProxyType(self.fields),
+                "custom": MappingProxyType(self.custom),
+                "status": self.status,
+                "import_mode": self.mode,
+                "version": self.version,
+                "located": frozenset(self.located),
+            }
         )
 
 

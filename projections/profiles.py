@@ -232,19 +232,21 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
 
 
 def _state(row: asyncpg.Record) -> ProfileState:
-    return ProfileState(
-        profile_id=row["profile_id"],
-        database_id=row["database_id"],
-        email=row["email"],
-        phones=tuple(row["phones"]),
-        fields=MappingProxyType(row["fields"]),
-        custom=MappingProxyType(row["custom"]),
-        status=row["status"],
-        import_mode=row["import_mode"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
-        located=frozenset(row["located"]),
+    return ProfileState.of(
+        {
+            "profile_id": row["profile_id"],
+            "database_id": row["database_id"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "email": row["email"],
+            "phones": tuple(row["phones"]),
+            "fields": MappingProxyType(row["fields"]),
+            "custom": MappingProxyType(row["custom"]),
+            "status": row["status"],
+            "import_mode": row["import_mode"],
+            "version": row["version"],
+            "located": frozenset(row["located"]),
+        }
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from hypothesis import given
@@ -22,6 +23,18 @@ def test_import_creates_profile_with_event_time() -> None:
     assert state.created_at == state.updated_at
     assert state.created_at.year == T0.year
     assert state.version == 1
+
+
+def test_a_folded_state_has_every_field_and_equals_one_built_by_init() -> None:
+    """The fold builds states without the dataclass `__init__` (`ProfileState.of`): each one
+    must still carry exactly the declared fields, and compare equal to an `__init__` copy."""
+    pid = uuid.uuid4()
+    events = [imported(pid, 0, fields={"city": "Oslo"}), updated(pid, 1, set={"last_name": "B"})]
+    state = fold_all(None, events)
+    assert state is not None
+    names = {f.name for f in dataclasses.fields(state)}
+    assert set(vars(state)) == names
+    assert dataclasses.replace(state) == state
 
 
 def test_reimport_merges_fields_and_keeps_created_at() -> None:
