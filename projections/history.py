@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import Event
-from domain.history import entry
+from domain.history import Entry, entry
 from projections import bulk, plain
 
 
@@ -29,13 +29,8 @@ class Page:
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Timeline lines of a batch in one statement; a deleted profile's history goes (R26)."""
     lines = [e for e in map(entry, events) if e is not None]
-    if lines:
-        await bulk.insert(
-            conn,
-            "history",
-            ("profile_id", "event_id", "at", "kind", "type", "summary"),
-            [(e.profile_id, e.event_id, e.at, e.kind, e.type, e.summary) for e in lines],
-        )
+    if lines:  # an Entry is a tuple in the columns' order: COPied as it is
+        await bulk.insert(conn, "history", Entry._fields, lines)
     gone = [e.subject for e in events if e.type == "profile.deleted"]
     if gone:
         await conn.execute("DELETE FROM history WHERE profile_id = ANY($1::uuid[])", gone)

@@ -13,7 +13,7 @@ import asyncpg
 
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
 from domain.identity import md5_id, xxh_id
-from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all
+from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all, thaw
 from projections import bulk, plain
 
 NAME = "profiles"
@@ -173,8 +173,8 @@ def _rows(states: list[ProfileState]) -> list[tuple[object, ...]]:
             x.database_id,
             x.email,
             list(x.phones),
-            dict(x.fields),
-            dict(x.custom),
+            thaw(x.fields),
+            thaw(x.custom),
             x.status,
             x.import_mode,
             x.created_at,
@@ -211,7 +211,7 @@ async def _update_activity(conn: asyncpg.Connection, states: list[ProfileState])
         "profiles",
         _ACTIVITY_COLUMNS,
         [
-            (x.profile_id, dict(x.fields), sorted(x.located), x.status, x.updated_at, x.version)
+            (x.profile_id, thaw(x.fields), sorted(x.located), x.status, x.updated_at, x.version)
             for x in states
         ],
     )

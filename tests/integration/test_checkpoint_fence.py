@@ -79,3 +79,15 @@ async def test_a_batch_with_an_applied_id_applies_only_the_new_ones(
         assert ids == {first.id, again.id, new.id}
         assert await conn.fetchval("SELECT count(*) FROM profiles") == 3
         assert await checkpoints.load(conn, "profiles", "t", [0]) == {0: 5}
+
+
+async def test_an_id_twice_in_a_new_batch_is_applied_once(pool: asyncpg.Pool) -> None:
+    """DESIGN 3: the fast path's COPY of distinct ids succeeds, yet the batch holds one id
+    twice; only its first occurrence is folded (a profile imported twice would read version 2)."""
+    pid = uuid.uuid4()
+    first, second = imported(pid, 0), imported(pid, 1)
+    async with pool.acquire() as conn:
+        batch = Batch([first, second, first], [], {0: (0, 3)})
+        assert await apply_batch(conn, "profiles", "t", batch, profiles.project) == 2
+        assert await conn.fetchval("SELECT version FROM profiles WHERE profile_id = $1", pid) == 2
+        assert await conn.fetchval("SELECT count(*) FROM applied_events") == 2
