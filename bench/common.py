@@ -163,3 +163,17 @@ async def write_floor(url: str, tables: Sequence[str]) -> dict[str, Any]:
         await conn.close()
     out["s"] = round(total_s, 2)
     return out
+
+
+def two_core_bound(floor: dict[str, Any], events: int, python_rate: float) -> dict[str, Any]:
+    """What two cores allow at best: each event costs at least PostgreSQL's share of the write
+    floor (`write_floor`) plus its Python share (`python_rate`, the caller's fastest decode and
+    fold with no database), both CPU work, and two cores give two CPU-seconds a second
+    (reading the log and encoding the rows left out, in the bound's favour)."""
+    pg_us = floor["s"] / events * 1e6
+    python_us = 1e6 / python_rate
+    return {
+        "postgres_us_per_event": round(pg_us, 1),
+        "python_us_per_event": round(python_us, 1),
+        "events_per_s": round(2 * 1e6 / (pg_us + python_us)),
+    }

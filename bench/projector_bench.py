@@ -5,6 +5,11 @@
 Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (see bench/README.md). One run creates a fresh
 database and a fresh topic `bench.<uuid>`, publishes the events, measures the three rates, checks
 the projected read model and writes bench/out/projector-<timestamp>.json.
+
+In the same run, what this box allows at best: a ceiling with no database (decoding the events,
+folding each batch onto the profiles kept in memory and making each event's timeline line), the
+write floor (PostgreSQL alone inserting again the rows the projector inserted; `--no-floor`
+skips it) and the two-core bound of the two together.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -34,17 +40,27 @@ import pydantic
 import structlog
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import decode_rate, delete_topics
+from bench.common import (
+    decode_rate,
+    delete_topics,
+    table_writes,
+    two_core_bound,
+    write_floor,
+    writes_between,
+)
 from contracts import (
     Event,
     ProfileImported,
     ProfileImportedData,
     ProfileUpdated,
     ProfileUpdatedData,
+    decode,
     encode,
 )
+from domain.history import entry
 from domain.identity import md5_id, xxh_id
-from projections import read_models
+from domain.profile import ProfileState
+from projections import profiles, read_models
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
 from services.local.scratch import scratch_database
@@ -229,6 +245,15 @@ class Result:
     ratio_vs_copy: float = 0.0
     decode_only_eps: float = 0.0  # decoding alone on one core: the ceiling of any projector
     decode_only_ratio_vs_drain: float = 0.0
+    # decode + profiles fold + timeline lines, no database, one core (`decode_and_fold_rate`)
+    decode_fold_eps: float = 0.0
+    decode_fold_ratio_vs_drain: float = 0.0
+    # rows the projector phase inserted/updated/deleted, per table (pg_stat_user_tables)
+    projector_writes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # PostgreSQL alone inserting the read-model rows again (`common.write_floor`); {} with
+    # --no-floor, as is two_core_bound (`common.two_core_bound` plus its ratio_vs_drain)
+    write_floor: dict[str, Any] = field(default_factory=dict)
+    two_core_bound: dict[str, Any] = field(default_factory=dict)
     meets_target: bool = False
     verified: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -422,6 +447,75 @@ async def run_workers(
     return ended - began, ended - (first or began), 0
 
 
+def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
+    """Events/s of what the projector does to these events without its database: decode each
+    batch, fold it onto the profiles it names (`profiles.apply`, as `profiles.project` does
+    between its load and its write) and make each event's timeline line (`history.entry`, as
+    `history.project` does: one an event). Profiles are kept in memory from the batches before
+    (nothing read, nothing written) and only the decoding, the fold and the lines are timed, not
+    that bookkeeping. A projector that stores its rows cannot be faster on one core.
+
+    The cyclic garbage collector is off meanwhile, as in subscription_bench: its passes over
+    the bookkeeping (every profile so far, in memory) are a cost the projector does not have
+    (its profiles live in PostgreSQL)."""
+    gc.disable()
+    try:
+        return _decode_and_fold_rate(payloads, batch_size)
+    finally:
+        gc.enable()
+
+
+def _decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
+    spent = 0.0
+    stored: dict[UUID, ProfileState] = {}
+    for start in range(0, len(payloads), batch_size):
+        began = time.perf_counter()
+        events = [decode(payload) for payload in payloads[start : start + batch_size]]
+        changes = profiles.apply(profiles.Loaded(profiles=stored), events)
+        lines = [line for line in map(entry, events) if line is not None]
+        spent += time.perf_counter() - began
+        stored.update(changes.upserts)
+        for gone in changes.deletions:
+            stored.pop(gone, None)
+        del lines  # the projector writes them; freeing them is not folding
+    return len(payloads) / spent
+
+
+async def projector_writes(
+    pool: asyncpg.Pool, before: dict[str, dict[str, int]], expected: int, limit_s: float = 15.0
+) -> dict[str, dict[str, int]]:
+    """The tables the projector phase wrote, once PostgreSQL's counters show all of it.
+
+    A busy backend publishes its counters at most once a second and the last of them up to
+    10 s after it goes idle (or when it exits, for `--workers`), so wait until they show one
+    `applied_events` row per event: read too soon, the last batches would be missing.
+    """
+    began = time.perf_counter()
+    while True:
+        written = writes_between(before, await table_writes(pool))
+        seen = written.get(f"{SCHEMA}.applied_events", {}).get("inserted", 0)
+        if seen >= expected:
+            return written
+        if time.perf_counter() - began > limit_s:
+            _say(f"table counters show {seen:,} of {expected:,} applied events: reporting those")
+            return written
+        await asyncio.sleep(0.25)
+
+
+async def floor_and_bound(url: str, result: Result) -> None:
+    """The write floor of the read-model tables the projector inserted into (not the bench's
+    own or other schemas' tables), and the two-core bound it makes with the Python ceiling."""
+    inserted = [
+        t
+        for t, w in result.projector_writes.items()
+        if t.startswith(f"{SCHEMA}.") and w.get("inserted")
+    ]
+    result.write_floor = await write_floor(url, inserted)
+    bound = two_core_bound(result.write_floor, result.events, result.decode_fold_eps)
+    bound["ratio_vs_drain"] = round(bound["events_per_s"] / result.raw_drain_eps, 3)
+    result.two_core_bound = bound
+
+
 async def verify(pool: asyncpg.Pool, topic: str, n_events: int, n_profiles: int) -> dict[str, Any]:
     async with pool.acquire() as conn:
         got = {
@@ -503,6 +597,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             _say(f"bare COPY at {result.copy_rows_per_s:,.0f} rows/s")
             del rows
 
+            before = await table_writes(pool)
             if args.workers > 1:
                 total, steady, batches = await run_workers(
                     pool, url, bootstrap, topic, args, args.events
@@ -519,10 +614,19 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             _say(f"projector at {result.projector_eps:,.0f} events/s")
 
             result.decode_only_eps = decode_rate(payloads)
-            del payloads
             _say(f"decoding alone at {result.decode_only_eps:,.0f} events/s")
+            # batches as large as the projector's once it is catching up
+            catch_up = max(args.batch_size, args.max_batch)
+            result.decode_fold_eps = decode_and_fold_rate(payloads, catch_up)
+            del payloads
+            _say(f"decode and fold (no database) at {result.decode_fold_eps:,.0f} events/s")
+            # read after the ceilings (no database), while PostgreSQL publishes the last counters
+            result.projector_writes = await projector_writes(pool, before, args.events)
 
             result.verified = await verify(pool, topic, args.events, args.profiles)
+            if args.floor:
+                _say("write floor: the projector's rows inserted again by PostgreSQL alone")
+                await floor_and_bound(url, result)
         finally:
             await log.stop()
             await pool.close()
@@ -534,6 +638,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
     result.ratio_vs_drain = result.projector_eps / result.raw_drain_eps
     result.ratio_vs_copy = result.projector_eps / result.copy_rows_per_s
     result.decode_only_ratio_vs_drain = result.decode_only_eps / result.raw_drain_eps
+    result.decode_fold_ratio_vs_drain = result.decode_fold_eps / result.raw_drain_eps
     result.meets_target = (
         result.ratio_vs_drain >= TARGET_RATIO_VS_DRAIN and result.projector_eps >= TARGET_EPS
     )
@@ -581,17 +686,50 @@ def table(r: Result) -> str:
         f"{'raw drain (AIOKafkaConsumer)':<28}{r.raw_drain_s:>10.2f}{r.raw_drain_eps:>14,.0f}",
         f"{'bare COPY (rows)':<28}{r.copy_s:>10.2f}{r.copy_rows_per_s:>14,.0f}",
         f"{'projector':<28}{r.projector_s:>10.2f}{r.projector_eps:>14,.0f}",
+        f"{'decode and fold (no DB)':<28}{r.events / r.decode_fold_eps:>10.2f}"
+        f"{r.decode_fold_eps:>14,.0f}",
         f"steady state (from first record): drain {r.raw_drain_steady_eps:,.0f}/s, "
         f"projector {r.projector_steady_eps:,.0f}/s ({r.projector_batches} batches); "
         f"first record after {r.raw_drain_s - r.events / r.raw_drain_steady_eps:.2f}s / "
         f"{r.projector_s - r.events / r.projector_steady_eps:.2f}s",
         f"projector / raw drain = {r.ratio_vs_drain:.3f}  (target >= {TARGET_RATIO_VS_DRAIN})",
         f"projector / bare COPY = {r.ratio_vs_copy:.3f}",
+        f"decode and fold / raw drain = {r.decode_fold_ratio_vs_drain:.3f}",
+        *_writes_lines(r),
+        *_floor_lines(r),
         f"target (>= {TARGET_RATIO_VS_DRAIN} x drain and >= {TARGET_EPS:,.0f}/s): "
         + ("MET" if r.meets_target else "NOT MET"),
         f"verified: {r.verified}",
     ]
     return "\n".join(lines)
+
+
+def _writes_lines(r: Result) -> list[str]:
+    """Rows the projector phase wrote, per table, as PostgreSQL counted them."""
+    lines = ["projector wrote (rows):"]
+    for name, w in r.projector_writes.items():
+        moved = "  ".join(f"{k} {v:,}" for k, v in w.items())
+        lines.append(f"  {name:<36}{moved}")
+    return lines
+
+
+def _floor_lines(r: Result) -> list[str]:
+    """The write floor per table and in total, and the two-core bound against the drain."""
+    if not r.write_floor:
+        return ["write floor: not measured (--no-floor)"]
+    lines = ["write floor (PostgreSQL alone inserting the rows again, one backend):"]
+    for name, t in r.write_floor["tables"].items():
+        lines.append(
+            f"  {name:<36}{t['rows']:>10,} rows{t['s']:>8.2f} s{t['us_per_row']:>8.1f} us/row"
+        )
+    b = r.two_core_bound
+    lines += [
+        f"  {'total':<36}{r.write_floor['s']:>23.2f} s = {b['postgres_us_per_event']:.1f} us/event",
+        f"two-core bound = 2e6 / ({b['postgres_us_per_event']:.1f} us PostgreSQL + "
+        f"{b['python_us_per_event']:.1f} us Python) = {b['events_per_s']:,} events/s "
+        f"= {b['ratio_vs_drain']:.3f} x raw drain",
+    ]
+    return lines
 
 
 def _say(message: str) -> None:
@@ -626,6 +764,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cprofile", help="write a cProfile of the projector phase here")
     parser.add_argument(
         "--pyinstrument", help="write a pyinstrument text profile of the projector phase here"
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the projector, time PostgreSQL alone inserting its rows again (the write "
+        "floor) and give the two-core bound",
     )
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the JSON result")
     return parser.parse_args(argv)

@@ -32,7 +32,15 @@ from uuid import UUID
 
 import asyncpg
 
-from bench.common import decode_rate, run, say, table_writes, write_floor, writes_between
+from bench.common import (
+    decode_rate,
+    run,
+    say,
+    table_writes,
+    two_core_bound,
+    write_floor,
+    writes_between,
+)
 from contracts import (
     Consent,
     Event,
@@ -256,20 +264,6 @@ def decode_and_fold_streams_rate(payloads: list[bytes]) -> float:
         return len(payloads) / (time.perf_counter() - began)
     finally:
         gc.enable()
-
-
-def two_core_bound(floor: dict[str, Any], events: int, python_rate: float) -> dict[str, Any]:
-    """What two cores allow at best: each event costs at least PostgreSQL's share of the write
-    floor plus the decode and whole-stream fold in Python, both CPU work, and two cores give
-    two CPU-seconds a second (reading the log and encoding the rows left out, in the bound's
-    favour)."""
-    pg_us = floor["s"] / events * 1e6
-    python_us = 1e6 / python_rate
-    return {
-        "postgres_us_per_event": round(pg_us, 1),
-        "python_us_per_event": round(python_us, 1),
-        "events_per_s": round(2 * 1e6 / (pg_us + python_us)),
-    }
 
 
 def _oldest_first(sub: Subscription) -> tuple[datetime, UUID]:
