@@ -13,6 +13,8 @@ from domain.fields import FieldDef
 
 STRUCTURE_EVENTS = (DatabaseCreated, FieldAdded, FieldRemoved)
 STRUCTURE_TYPES = frozenset(c.model_fields["type"].default for c in STRUCTURE_EVENTS)
+# every event type `project` reads (`read_models` hands it only those)
+HANDLES = STRUCTURE_TYPES
 
 
 async def load(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, DatabaseState]:

@@ -66,6 +66,8 @@ _TYPES = frozenset(
         "relation.removed",
     }
 )
+# every event type `project` reads (`read_models` hands it only those)
+HANDLES = _TYPES | {"profile.deleted"}
 
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:

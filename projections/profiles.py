@@ -28,6 +28,8 @@ _ACTIVITY_COLUMNS = ("profile_id", "fields", "located", "status", "updated_at", 
 _P_COLUMNS = ", ".join(f"p.{c}" for c in _COLUMN_LIST)
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
 PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | ACTIVITY_TYPES
+# every event type `project` reads (`read_models` hands it only those)
+HANDLES = PROFILE_TYPES
 Lookup = Literal["md5", "xxh", "email", "phone"]
 
 

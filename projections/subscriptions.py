@@ -16,6 +16,8 @@ from domain.subscriptions import Subscription
 from projections import bulk, plain
 
 _RESOURCE_TYPES = frozenset({"resource.created", "resource.updated"})
+# every event type `project` reads (`read_models` hands it only those)
+HANDLES = _RESOURCE_TYPES | SUBSCRIPTION_TYPES | {"profile.deleted"}
 _SUB_COLUMNS = (
     "sub_id, profile_id, resource_id, channel, contact, status, priority, categories, fields, "
     "custom, deleted, created_at, updated_at"
