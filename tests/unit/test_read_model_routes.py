@@ -66,4 +66,3 @@ def test_every_event_type_goes_to_the_models_that_read_it_R18_R26() -> None:
         models = tuple(_NAMES[i] for i in read_models._ROUTES[event_type])
         routed.setdefault(models, set()).add(event_type)
     assert routed == EXPECTED
-
