@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import (
+    collector_off,
     decode_rate,
     delete_topics,
     table_writes,
@@ -458,11 +458,8 @@ def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
     The cyclic garbage collector is off meanwhile, as in subscription_bench: its passes over
     the bookkeeping (every profile so far, in memory) are a cost the projector does not have
     (its profiles live in PostgreSQL)."""
-    gc.disable()
-    try:
+    with collector_off():
         return _decode_and_fold_rate(payloads, batch_size)
-    finally:
-        gc.enable()
 
 
 def _decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
 import random
@@ -33,6 +32,7 @@ from uuid import UUID
 import asyncpg
 
 from bench.common import (
+    collector_off,
     decode_rate,
     run,
     say,
@@ -202,11 +202,8 @@ def decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
     (every subscription so far, in memory) took about half the time, a cost the projector does
     not have (its subscriptions live in PostgreSQL; its replay ran no faster with the collector
     off)."""
-    gc.disable()
-    try:
+    with collector_off():
         return _decode_and_fold_rate(payloads, batch_size)
-    finally:
-        gc.enable()
 
 
 def _decode_and_fold_rate(payloads: list[bytes], batch_size: int) -> float:
@@ -252,8 +249,7 @@ def decode_and_fold_streams_rate(payloads: list[bytes]) -> float:
     """Events/s of decoding every event, then folding each profile's whole stream at once from
     nothing (one fold call per profile, not one per batch), with no database and the garbage
     collector off: the other way a replay could fold."""
-    gc.disable()
-    try:
+    with collector_off():
         began = time.perf_counter()
         streams: dict[UUID, list[Event]] = {}
         for payload in payloads:
@@ -262,8 +258,6 @@ def decode_and_fold_streams_rate(payloads: list[bytes]) -> float:
         for stream in streams.values():
             fold((), stream)
         return len(payloads) / (time.perf_counter() - began)
-    finally:
-        gc.enable()
 
 
 def _oldest_first(sub: Subscription) -> tuple[datetime, UUID]:
