@@ -70,3 +70,37 @@ async def test_activity_rewrites_its_columns_and_keeps_the_rest_R21(pool: asyncp
     )
     for pid, row in rows.items():  # the hashed ids are not among the narrow columns: kept
         assert (row["md5_id"], row["xxh_id"]) == (md5_id(pid), xxh_id(pid))
+
+
+async def test_field_changes_update_profiles_in_place(pool: asyncpg.Pool) -> None:
+    """Profiles leave room on their pages, so a change that keeps email and phones (the common
+    one) is a HOT update: none of the five indexes, the GIN index on phones among them, gets
+    an entry for the new row version. With full pages 85 of these 10,000 updates were HOT,
+    with room 7,368."""
+    ids = [uuid.uuid4() for _ in range(2000)]
+    async with pool.acquire() as conn:
+        # as in the subscriptions HOT test: no autovacuum snapshot holding back the pruning
+        await conn.execute("ALTER TABLE profiles SET (autovacuum_enabled = off)")
+        async with conn.transaction():
+            await profiles.project(
+                conn,
+                [imported(p, 0, email=f"{n}@example.com", phones=("+442079460000",),
+                          fields={"first_name": "Ann"}, custom={"score": n})
+                 for n, p in enumerate(ids)],
+            )  # fmt: skip
+        for step in range(1, 6):  # a batch a step, each changing every profile once
+            async with conn.transaction():
+                await profiles.project(
+                    conn,
+                    [updated(p, step, set={"last_name": f"L{step}"}, custom_set={"step": step})
+                     for p in ids],
+                )  # fmt: skip
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        updates, hot = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relid = 'profiles'::regclass"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM profiles WHERE version = 6") == 2000
+    assert updates == 5 * 2000
+    assert hot > 0.5 * updates, f"{hot} of {updates} updates were HOT"

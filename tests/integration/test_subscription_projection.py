@@ -82,6 +82,11 @@ async def test_priority_shifts_update_rows_in_place_R13(database_url: str) -> No
     entry for the new row version (the replay's most frequent write)."""
     events, _ = _events()
     async with migrated_pool(database_url) as pool, pool.acquire() as conn:
+        # a snapshot in this database, as an autovacuum worker's, keeps the versions a shift
+        # left behind from being pruned, and the pages fill up: one held over a third of these
+        # events took the HOT share from 99.6 to 89.9 %. The likely cause of one failure in a
+        # full run of the suite; the test is about room on the pages, not about autovacuum
+        await conn.execute("ALTER TABLE subscriptions SET (autovacuum_enabled = off)")
         await _project(conn, events, 13)
         await conn.execute("SELECT pg_stat_force_next_flush()")
         await conn.execute("SELECT pg_stat_clear_snapshot()")
@@ -90,4 +95,5 @@ async def test_priority_shifts_update_rows_in_place_R13(database_url: str) -> No
             "WHERE relid = 'subscriptions'::regclass"
         )
     assert updates > 300
-    assert hot > 0.97 * updates  # 89 % with full pages (fillfactor 100), 99.5 % with room
+    # 89 % with full pages (fillfactor 100), 99.5 % with room
+    assert hot > 0.97 * updates, f"{hot} of {updates} updates were HOT"
