@@ -48,6 +48,7 @@ from bench.common import (
     write_floor,
     writes_between,
 )
+from bench.cpu import KINDS, measured
 from contracts import (
     Event,
     ProfileImported,
@@ -62,7 +63,7 @@ from domain.identity import md5_id, xxh_id
 from domain.profile import ProfileState
 from projections import profiles, read_models
 from projections.migrate import migrate
-from services.eventlog.kafka import KafkaLog
+from services.eventlog.kafka import FETCH_BYTES_PER_PARTITION, KafkaLog
 from services.local.scratch import scratch_database
 from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import create_pool, tune_gc
@@ -254,6 +255,9 @@ class Result:
     # --no-floor, as is two_core_bound (`common.two_core_bound` plus its ratio_vs_drain)
     write_floor: dict[str, Any] = field(default_factory=dict)
     two_core_bound: dict[str, Any] = field(default_factory=dict)
+    # CPU microseconds an event, by process kind (`bench.cpu`), in the drain and the projector
+    drain_cpu_us: dict[str, float] = field(default_factory=dict)
+    projector_cpu_us: dict[str, float] = field(default_factory=dict)
     meets_target: bool = False
     verified: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -276,7 +280,7 @@ async def raw_drain(bootstrap: str, topic: str, expected: int) -> tuple[float, f
         group_id=f"bench-drain-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,  # as KafkaLogConsumer
+        max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,  # as KafkaLogConsumer
     )
     began = time.perf_counter()
     await consumer.start()
@@ -583,7 +587,9 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             payloads = [encode(e) for e in events]
             del events
 
-            total, steady = await raw_drain(bootstrap, topic, args.events)
+            with measured() as drain_cpu:
+                total, steady = await raw_drain(bootstrap, topic, args.events)
+            result.drain_cpu_us = drain_cpu.per_event_us(args.events)
             result.raw_drain_s = total
             result.raw_drain_eps = args.events / total
             result.raw_drain_steady_eps = args.events / steady
@@ -595,15 +601,17 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             del rows
 
             before = await table_writes(pool)
-            if args.workers > 1:
-                total, steady, batches = await run_workers(
-                    pool, url, bootstrap, topic, args, args.events
-                )
-            else:
-                with _profiled(args):
-                    total, steady, batches = await run_projector(
-                        pool, log, args.events, args.batch_size, args.max_batch, args.timeout
+            with measured() as projector_cpu:
+                if args.workers > 1:
+                    total, steady, batches = await run_workers(
+                        pool, url, bootstrap, topic, args, args.events
                     )
+                else:
+                    with _profiled(args):
+                        total, steady, batches = await run_projector(
+                            pool, log, args.events, args.batch_size, args.max_batch, args.timeout
+                        )
+            result.projector_cpu_us = projector_cpu.per_event_us(args.events)
             result.projector_s = total
             result.projector_eps = args.events / total
             result.projector_steady_eps = args.events / steady
@@ -692,6 +700,7 @@ def table(r: Result) -> str:
         f"projector / raw drain = {r.ratio_vs_drain:.3f}  (target >= {TARGET_RATIO_VS_DRAIN})",
         f"projector / bare COPY = {r.ratio_vs_copy:.3f}",
         f"decode and fold / raw drain = {r.decode_fold_ratio_vs_drain:.3f}",
+        *_cpu_lines(r),
         *_writes_lines(r),
         *_floor_lines(r),
         f"target (>= {TARGET_RATIO_VS_DRAIN} x drain and >= {TARGET_EPS:,.0f}/s): "
@@ -699,6 +708,34 @@ def table(r: Result) -> str:
         f"verified: {r.verified}",
     ]
     return "\n".join(lines)
+
+
+def _cpu_lines(r: Result) -> list[str]:
+    """CPU an event by process kind in the drain and the projector, and what the target allows.
+
+    The target is a CPU budget: at 0.3 x the drain's rate, the box's cores give each event
+    cores / (0.3 x drain rate) of CPU, for everything the projector makes every process do.
+    """
+    if not r.projector_cpu_us or not r.drain_cpu_us:
+        return ["CPU by process: not measured (no /proc)"]
+    kinds = (*KINDS, "total")
+    lines = [
+        "CPU an event (us) by process:  "
+        + "".join(f"{k:>11}" for k in kinds)
+        + f"{'cores busy':>12}"
+    ]
+    for name, cpu in (("raw drain", r.drain_cpu_us), ("projector", r.projector_cpu_us)):
+        lines.append(
+            f"  {name:<28}"
+            + "".join(f"{cpu[k]:>11.1f}" for k in kinds)
+            + f"{cpu['cores_busy']:>12.2f}"
+        )
+    budget = r.cpu_count * 1e6 / (TARGET_RATIO_VS_DRAIN * r.raw_drain_eps)
+    lines.append(
+        f"at {TARGET_RATIO_VS_DRAIN} x the drain, {r.cpu_count} cores allow {budget:.1f} us "
+        f"of CPU an event; the projector spent {r.projector_cpu_us['total']:.1f}"
+    )
+    return lines
 
 
 def _writes_lines(r: Result) -> list[str]:

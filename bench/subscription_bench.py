@@ -41,6 +41,7 @@ from bench.common import (
     write_floor,
     writes_between,
 )
+from bench.cpu import measured
 from contracts import (
     Consent,
     Event,
@@ -264,8 +265,9 @@ def _oldest_first(sub: Subscription) -> tuple[datetime, UUID]:
     return sub.created_at, sub.sub_id  # the order the projector loads a profile's rows in
 
 
-async def bare_copy(url: str, n_rows: int) -> float:
-    """Rows/s of COPY into a table like `subscriptions` (same columns and indexes)."""
+async def bare_copy(url: str, n_rows: int) -> tuple[float, dict[str, float]]:
+    """Rows/s of COPY into a table like `subscriptions` (same columns and indexes), and the
+    CPU a row it cost by process kind (`bench.cpu`)."""
     conn = await asyncpg.connect(url, server_settings={"search_path": SCHEMA})
     try:
         await conn.execute("CREATE TABLE bench_copy (LIKE subscriptions INCLUDING ALL)")
@@ -288,13 +290,14 @@ async def bare_copy(url: str, n_rows: int) -> float:
             )
             for n in range(n_rows)
         ]
-        began = time.perf_counter()
-        await conn.copy_records_to_table("bench_copy", records=rows)
-        seconds = time.perf_counter() - began
+        with measured() as cpu:
+            began = time.perf_counter()
+            await conn.copy_records_to_table("bench_copy", records=rows)
+            seconds = time.perf_counter() - began
         await conn.execute("DROP TABLE bench_copy")
     finally:
         await conn.close()
-    return n_rows / seconds
+    return n_rows / seconds, cpu.per_event_us(n_rows)
 
 
 async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
@@ -316,7 +319,8 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, SCHEMA)
-            result["bare_copy_rows_per_s"] = round(await bare_copy(url, total))
+            rate, result["bare_copy_cpu_us"] = await bare_copy(url, total)
+            result["bare_copy_rows_per_s"] = round(rate)
             say(f"bare COPY: {result['bare_copy_rows_per_s']:,} rows/s")
             log = PostgresLog(pool, topic="bench.subscriptions")
             await log.start()
@@ -340,13 +344,19 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             )
             stop = asyncio.Event()
             before = await table_writes(pool)
-            began = time.perf_counter()
-            task = asyncio.create_task(projector.run(stop))
-            while projector.stats.applied < total:
-                await asyncio.sleep(0.05)
-                if task.done():
-                    task.result()
-            seconds = time.perf_counter() - began
+            with measured() as replay_cpu:
+                began = time.perf_counter()
+                task = asyncio.create_task(projector.run(stop))
+                while projector.stats.applied < total:
+                    await asyncio.sleep(0.05)
+                    if task.done():
+                        task.result()
+                seconds = time.perf_counter() - began
+            # CPU an event by process kind; the target's budget is cores / (0.3 x COPY's rate)
+            result["replay_cpu_us"] = replay_cpu.per_event_us(total)
+            result["cpu_budget_us_at_target"] = round(
+                (os.cpu_count() or 1) * 1e6 / (TARGET_RATIO * result["bare_copy_rows_per_s"]), 1
+            )
             stop.set()
             await task
             await log.stop()
