@@ -178,15 +178,26 @@ async def write_floor(url: str, tables: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def two_core_bound(floor: dict[str, Any], events: int, python_rate: float) -> dict[str, Any]:
+def two_core_bound(
+    floor: dict[str, Any],
+    events: int,
+    python_rate: float,
+    *,
+    read_us: float = 0.0,
+    encode_us: float = 0.0,
+) -> dict[str, Any]:
     """What two cores allow at best: each event costs at least PostgreSQL's share of the write
     floor (`write_floor`) plus its Python share (`python_rate`, the caller's fastest decode and
-    fold with no database), both CPU work, and two cores give two CPU-seconds a second
-    (reading the log and encoding the rows left out, in the bound's favour)."""
+    fold with no database), plus what the caller measured of reading the log (`read_us`, the
+    CPU a record of a bare consumer) and of encoding the rows (`encode_us`, at a bare COPY's
+    cost a row), all CPU work; two cores give two CPU-seconds a second. Whatever a caller
+    leaves out (0) is left out in the bound's favour."""
     pg_us = floor["s"] / events * 1e6
     python_us = 1e6 / python_rate
     return {
         "postgres_us_per_event": round(pg_us, 1),
         "python_us_per_event": round(python_us, 1),
-        "events_per_s": round(2 * 1e6 / (pg_us + python_us)),
+        "read_us_per_event": round(read_us, 1),
+        "encode_us_per_event": round(encode_us, 1),
+        "events_per_s": round(2 * 1e6 / (pg_us + python_us + read_us + encode_us)),
     }

@@ -52,7 +52,9 @@ def measured() -> Iterator[CpuSplit]:
         after = cpu_seconds()
         split.wall_s = time.perf_counter() - began
         if before and after:
-            split.seconds = {k: round(after[k] - before[k], 3) for k in KINDS}
+            # a process of another kind that exited unreaped by one counted here takes its
+            # time with it, and a kind's difference could come out below zero
+            split.seconds = {k: round(max(0.0, after[k] - before[k]), 3) for k in KINDS}
 
 
 def cpu_seconds() -> dict[str, float]:

@@ -257,6 +257,7 @@ class Result:
     two_core_bound: dict[str, Any] = field(default_factory=dict)
     # CPU microseconds an event, by process kind (`bench.cpu`), in the drain and the projector
     drain_cpu_us: dict[str, float] = field(default_factory=dict)
+    copy_cpu_us: dict[str, float] = field(default_factory=dict)  # a row
     projector_cpu_us: dict[str, float] = field(default_factory=dict)
     meets_target: bool = False
     verified: dict[str, Any] = field(default_factory=dict)
@@ -299,21 +300,23 @@ async def raw_drain(bootstrap: str, topic: str, expected: int) -> tuple[float, f
     return ended - began, ended - (first or began)
 
 
-async def bare_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
-    """COPY the rows into a table shaped like `profiles` (same columns, keys and indexes).
+async def bare_copy(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, dict[str, float]]:
+    """COPY the rows into a table shaped like `profiles` (same columns, keys and indexes);
+    (seconds, CPU a row by process kind).
 
     A plain connection, not the pool: the pool's text jsonb codec has no binary COPY format.
     """
     conn = await asyncpg.connect(url, server_settings={"search_path": f"{SCHEMA},public"})
     try:
         await conn.execute("CREATE TABLE copy_bench (LIKE profiles INCLUDING ALL)")
-        began = time.perf_counter()
-        await conn.copy_records_to_table("copy_bench", records=rows, columns=COPY_COLUMNS)
-        elapsed = time.perf_counter() - began
+        with measured() as cpu:
+            began = time.perf_counter()
+            await conn.copy_records_to_table("copy_bench", records=rows, columns=COPY_COLUMNS)
+            elapsed = time.perf_counter() - began
         await conn.execute("DROP TABLE copy_bench")
     finally:
         await conn.close()
-    return elapsed
+    return elapsed, cpu.per_event_us(len(rows))
 
 
 class _FirstRecordLog:
@@ -512,7 +515,14 @@ async def floor_and_bound(url: str, result: Result) -> None:
         if t.startswith(f"{SCHEMA}.") and w.get("inserted")
     ]
     result.write_floor = await write_floor(url, inserted)
-    bound = two_core_bound(result.write_floor, result.events, result.decode_fold_eps)
+    # reading the log costs any consumer at least what it cost the bare drain (its CPU a
+    # record); encoding is left out: the bare COPY's rows are wider than most of these
+    bound = two_core_bound(
+        result.write_floor,
+        result.events,
+        result.decode_fold_eps,
+        read_us=result.drain_cpu_us.get("total", 0.0),
+    )
     bound["ratio_vs_drain"] = round(bound["events_per_s"] / result.raw_drain_eps, 3)
     result.two_core_bound = bound
 
@@ -595,7 +605,7 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
             result.raw_drain_steady_eps = args.events / steady
             _say(f"raw drain at {result.raw_drain_eps:,.0f} events/s")
 
-            result.copy_s = await bare_copy(url, rows)
+            result.copy_s, result.copy_cpu_us = await bare_copy(url, rows)
             result.copy_rows_per_s = args.events / result.copy_s
             _say(f"bare COPY at {result.copy_rows_per_s:,.0f} rows/s")
             del rows
@@ -716,7 +726,7 @@ def _cpu_lines(r: Result) -> list[str]:
     The target is a CPU budget: at 0.3 x the drain's rate, the box's cores give each event
     cores / (0.3 x drain rate) of CPU, for everything the projector makes every process do.
     """
-    if not r.projector_cpu_us or not r.drain_cpu_us:
+    if not (r.projector_cpu_us and r.drain_cpu_us and r.copy_cpu_us):
         return ["CPU by process: not measured (no /proc)"]
     kinds = (*KINDS, "total")
     lines = [
@@ -724,7 +734,12 @@ def _cpu_lines(r: Result) -> list[str]:
         + "".join(f"{k:>11}" for k in kinds)
         + f"{'cores busy':>12}"
     ]
-    for name, cpu in (("raw drain", r.drain_cpu_us), ("projector", r.projector_cpu_us)):
+    measured_cpu = (
+        ("raw drain", r.drain_cpu_us),
+        ("bare COPY (a row)", r.copy_cpu_us),
+        ("projector", r.projector_cpu_us),
+    )
+    for name, cpu in measured_cpu:
         lines.append(
             f"  {name:<28}"
             + "".join(f"{cpu[k]:>11.1f}" for k in kinds)
@@ -760,7 +775,8 @@ def _floor_lines(r: Result) -> list[str]:
     lines += [
         f"  {'total':<36}{r.write_floor['s']:>23.2f} s = {b['postgres_us_per_event']:.1f} us/event",
         f"two-core bound = 2e6 / ({b['postgres_us_per_event']:.1f} us PostgreSQL + "
-        f"{b['python_us_per_event']:.1f} us Python) = {b['events_per_s']:,} events/s "
+        f"{b['python_us_per_event']:.1f} us decode and fold + "
+        f"{b['read_us_per_event']:.1f} us reading the log) = {b['events_per_s']:,} events/s "
         f"= {b['ratio_vs_drain']:.3f} x raw drain",
     ]
     return lines
