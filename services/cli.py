@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import structlog
 import typer
-import uvicorn
 
 from projections import read_models
 from services.keys_cli import keys_app
@@ -53,6 +52,8 @@ def _settings(database_url: str | None, kafka: str | None, data_dir: Path | None
 def _http(
     settings: Settings, host: str, port: int, *, ingest: bool, query: bool, projector: bool
 ) -> None:
+    import uvicorn
+
     from services.http_api import create_app
 
     api = create_app(settings, ingest=ingest, query=query, projector=projector)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from domain.errors import ValidationError
 from projections import read_models
 from services import (
+    api_keys,
     asyncapi,
     auth,
     routes_admin,
@@ -43,14 +44,14 @@ def create_app(
         app.state.rt = rt
         try:
             async with rt.pool.acquire() as conn:
-                await auth.install(conn)
-                written = await auth.bootstrap(conn, settings.data_dir, settings.bootstrap_key)
+                await api_keys.install(conn)
+                written = await api_keys.bootstrap(conn, settings.data_dir, settings.bootstrap_key)
         except BaseException:  # e.g. a malformed bootstrap key: stop what the start began
             await rt.close()
             raise
         if written is not None:
             log.info("auth.admin_key_written", path=str(written), read_it_with=f"cat {written}")
-        app.state.auth = auth.Authenticator(rt.pool)
+        app.state.auth = api_keys.Authenticator(rt.pool)
         stop = asyncio.Event()
         tasks = []
         if projector:

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 import typer
 
-from services import auth
+from services import api_keys
 from services.logging import configure
 from services.runtime import open_runtime
 from services.settings import Settings
@@ -32,7 +32,9 @@ DataDir = Annotated[
 ]
 Permission = Annotated[
     list[str],
-    typer.Option("--permission", "-p", help=f"Repeatable; one of: {', '.join(auth.PERMISSIONS)}."),
+    typer.Option(
+        "--permission", "-p", help=f"Repeatable; one of: {', '.join(api_keys.PERMISSIONS)}."
+    ),
 ]
 
 
@@ -45,13 +47,13 @@ def create(
 ) -> None:
     """Create a key and print it: this is the only time it is shown."""
     try:
-        auth.parse_permissions(permission)  # before starting a database for nothing
+        api_keys.parse_permissions(permission)  # before starting a database for nothing
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--permission") from None
     if not name.strip():
         raise typer.BadParameter("must not be empty", param_hint="--name")
     key, plaintext = _run(
-        _settings(database_url, data_dir), lambda conn: auth.create_key(conn, name, permission)
+        _settings(database_url, data_dir), lambda conn: api_keys.create_key(conn, name, permission)
     )
     typer.echo(f"key id:      {key.key_id}")
     typer.echo(f"name:        {key.name}")
@@ -63,7 +65,7 @@ def create(
 @keys_app.command("list")
 def list_(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """List every key, revoked ones included (never the secrets, which are not stored)."""
-    keys = _run(_settings(database_url, data_dir), auth.list_keys)
+    keys = _run(_settings(database_url, data_dir), api_keys.list_keys)
     rows = [("KEY ID", "NAME", "PERMISSIONS", "CREATED", "REVOKED")]
     rows += [
         (k.key_id, k.name, _permissions(k), _when(k.created_at), _when(k.revoked_at)) for k in keys
@@ -82,7 +84,7 @@ def revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Revoke a key; running servers stop accepting it within seconds."""
-    if not _run(_settings(database_url, data_dir), lambda conn: auth.revoke(conn, key_id)):
+    if not _run(_settings(database_url, data_dir), lambda conn: api_keys.revoke(conn, key_id)):
         typer.echo(f"No key with id {key_id}.", err=True)
         raise typer.Exit(1)
     typer.echo(f"Revoked {key_id}.")
@@ -104,7 +106,7 @@ def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[T]
         rt = await open_runtime(settings)
         try:
             async with rt.pool.acquire() as conn:
-                await auth.install(conn)
+                await api_keys.install(conn)
                 return await action(conn)
         finally:
             await rt.close()
@@ -112,8 +114,8 @@ def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[T]
     return asyncio.run(run())
 
 
-def _permissions(key: auth.ApiKey) -> str:
-    return ",".join(p for p in auth.PERMISSIONS if p in key.permissions)
+def _permissions(key: api_keys.ApiKey) -> str:
+    return ",".join(p for p in api_keys.PERMISSIONS if p in key.permissions)
 
 
 def _when(moment: datetime | None) -> str:

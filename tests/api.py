@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import CANONICAL_TOPIC
-from services import auth
+from services import api_keys
 from services.http_api import create_app
 from services.local._net import free_port
 from services.runtime import Runtime
@@ -66,7 +66,7 @@ class Api:
         """Headers carrying a new API key with just these permissions."""
         conn = await asyncpg.connect(self.settings.database_url)
         try:
-            _, plaintext = await auth.create_key(conn, "test", permissions)
+            _, plaintext = await api_keys.create_key(conn, "test", permissions)
         finally:
             await conn.close()
         return {"Authorization": f"Bearer {plaintext}"}

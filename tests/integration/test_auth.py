@@ -18,8 +18,8 @@ from fastapi import Depends, FastAPI
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from services import auth
-from services.auth import ApiKey, Authenticator
+from services import api_keys, auth
+from services.api_keys import ApiKey, Authenticator
 from services.keys_cli import keys_app
 from services.settings import Settings
 from tests.pg import fresh_database, migrated_pool
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.postgres
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     async with migrated_pool(database_url) as pool:
         async with pool.acquire() as conn:
-            await auth.install(conn)
-            await auth.install(conn)  # idempotent
+            await api_keys.install(conn)
+            await api_keys.install(conn)  # idempotent
         yield pool
 
 
@@ -54,12 +54,12 @@ def given_key() -> str:
 
 async def create(pool: asyncpg.Pool, *permissions: str, name: str = "t") -> tuple[ApiKey, str]:
     async with pool.acquire() as conn:
-        return await auth.create_key(conn, name, permissions)
+        return await api_keys.create_key(conn, name, permissions)
 
 
 async def revoke(pool: asyncpg.Pool, key_id: str) -> bool:
     async with pool.acquire() as conn:
-        return await auth.revoke(conn, key_id)
+        return await api_keys.revoke(conn, key_id)
 
 
 async def test_create_verify_revoke_round_trip_R28(pool: asyncpg.Pool) -> None:
@@ -74,13 +74,13 @@ async def test_create_verify_revoke_round_trip_R28(pool: asyncpg.Pool) -> None:
     assert key.revoked_at is None
     assert plaintext.startswith(f"sp_{key.key_id}_")
     async with pool.acquire() as conn:
-        assert [k.key_id for k in await auth.list_keys(conn)] == [key.key_id]
+        assert [k.key_id for k in await api_keys.list_keys(conn)] == [key.key_id]
     assert await revoke(pool, key.key_id) is True
     assert await revoke(pool, key.key_id) is True  # idempotent: the key exists
     assert await revoke(pool, "no-such-key0") is False
     assert await authenticator.verify(f"Bearer {plaintext}") is None
     async with pool.acquire() as conn:
-        (listed,) = await auth.list_keys(conn)
+        (listed,) = await api_keys.list_keys(conn)
     assert listed.revoked_at is not None
 
 
@@ -140,7 +140,7 @@ async def test_unknown_key_is_cached_as_a_miss_for_the_ttl_R28(pool: asyncpg.Poo
     authenticator = Authenticator(pool, ttl=5.0, clock=clock)
     assert await authenticator.verify(f"Bearer {plaintext}") is None
     async with pool.acquire() as conn:
-        await auth.ensure_key(conn, plaintext, "late", ["read"])
+        await api_keys.ensure_key(conn, plaintext, "late", ["read"])
 
     assert await authenticator.verify(f"Bearer {plaintext}") is None
     clock.now += 5.0
@@ -159,8 +159,8 @@ async def test_cache_is_bounded_evicting_the_oldest_entry_R28(pool: asyncpg.Pool
     assert await authenticator.verify(f"Bearer {first_plaintext}") is None  # looked up again
 
 
-@pytest.mark.parametrize("held", auth.PERMISSIONS)
-@pytest.mark.parametrize("needed", auth.PERMISSIONS)
+@pytest.mark.parametrize("held", api_keys.PERMISSIONS)
+@pytest.mark.parametrize("needed", api_keys.PERMISSIONS)
 def test_permission_matrix_admin_grants_all_R28(held: str, needed: str) -> None:
     key = ApiKey("k" * 12, "t", frozenset({held}), datetime.now(UTC), None)
 
@@ -170,12 +170,12 @@ def test_permission_matrix_admin_grants_all_R28(held: str, needed: str) -> None:
 async def test_unknown_or_no_permissions_are_refused_R28(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(ValueError, match=r"unknown permission\(s\) \['owner', 'root'\]"):
-            await auth.create_key(conn, "t", ["read", "root", "owner"])
+            await api_keys.create_key(conn, "t", ["read", "root", "owner"])
         with pytest.raises(ValueError, match="at least one permission"):
-            await auth.create_key(conn, "t", [])
+            await api_keys.create_key(conn, "t", [])
         with pytest.raises(ValueError, match="non-empty name"):
-            await auth.create_key(conn, " ", ["read"])
-        assert await auth.list_keys(conn) == []
+            await api_keys.create_key(conn, " ", ["read"])
+        assert await api_keys.list_keys(conn) == []
     with pytest.raises(ValueError, match="unknown permission"):
         auth.require("superuser")
 
@@ -257,8 +257,8 @@ async def test_bootstrap_writes_admin_key_once_with_mode_0600_R28(
     data_dir = tmp_path / "not" / "yet"
     with capture_logs() as logs:
         async with pool.acquire() as conn:
-            written = await auth.bootstrap(conn, data_dir, None)
-            again = await auth.bootstrap(conn, data_dir, None)
+            written = await api_keys.bootstrap(conn, data_dir, None)
+            again = await api_keys.bootstrap(conn, data_dir, None)
 
     assert written == data_dir / "admin.key"
     assert again is None
@@ -273,7 +273,7 @@ async def test_bootstrap_writes_admin_key_once_with_mode_0600_R28(
 
     await revoke(pool, key.key_id)  # no live admin any more: a new one is written
     async with pool.acquire() as conn:
-        assert await auth.bootstrap(conn, data_dir, None) == written
+        assert await api_keys.bootstrap(conn, data_dir, None) == written
     assert written.read_text().strip() != plaintext
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
 
@@ -283,14 +283,14 @@ async def test_concurrent_bootstraps_create_one_admin_key_R28(
 ) -> None:
     async def start() -> Path | None:
         async with pool.acquire() as conn:
-            return await auth.bootstrap(conn, tmp_path, None)
+            return await api_keys.bootstrap(conn, tmp_path, None)
 
     results = await asyncio.gather(*(start() for _ in range(4)))
 
     assert results.count(None) == 3
     assert tmp_path / "admin.key" in results
     async with pool.acquire() as conn:
-        assert len(await auth.list_keys(conn)) == 1
+        assert len(await api_keys.list_keys(conn)) == 1
 
 
 async def test_bootstrap_key_from_environment_is_ensured_as_admin_R28(
@@ -302,9 +302,9 @@ async def test_bootstrap_key_from_environment_is_ensured_as_admin_R28(
 
     with capture_logs() as logs:
         async with pool.acquire() as conn:
-            assert await auth.bootstrap(conn, tmp_path, settings.bootstrap_key) is None
-            assert await auth.bootstrap(conn, tmp_path, settings.bootstrap_key) is None
-            keys = await auth.list_keys(conn)
+            assert await api_keys.bootstrap(conn, tmp_path, settings.bootstrap_key) is None
+            assert await api_keys.bootstrap(conn, tmp_path, settings.bootstrap_key) is None
+            keys = await api_keys.list_keys(conn)
 
     assert files(tmp_path) == []
     assert len(keys) == 1
@@ -315,7 +315,7 @@ async def test_bootstrap_key_from_environment_is_ensured_as_admin_R28(
 
     await revoke(pool, key.key_id)
     async with pool.acquire() as conn:
-        await auth.bootstrap(conn, tmp_path, plaintext)  # a revocation is not undone
+        await api_keys.bootstrap(conn, tmp_path, plaintext)  # a revocation is not undone
     assert await authenticator.verify(f"Bearer {plaintext}") is None
 
 
@@ -324,14 +324,14 @@ async def test_bootstrap_key_must_be_well_formed_and_is_never_echoed_R28(
 ) -> None:
     taken = given_key()
     async with pool.acquire() as conn:
-        await auth.ensure_key(conn, taken, "first", ["read"])
+        await api_keys.ensure_key(conn, taken, "first", ["read"])
         for bad in ["letmein-please-letmein-please-letmein", f"sp_{'a' * 12}_short"]:
             with pytest.raises(ValueError, match="must read sp_") as caught:
-                await auth.bootstrap(conn, tmp_path, bad)
+                await api_keys.bootstrap(conn, tmp_path, bad)
             assert bad not in str(caught.value)
         other_secret = f"{taken[:16]}{secrets.token_urlsafe(32)}"
         with pytest.raises(ValueError, match="already exists with another secret") as caught:
-            await auth.ensure_key(conn, other_secret, "second", ["admin"])
+            await api_keys.ensure_key(conn, other_secret, "second", ["admin"])
         assert other_secret[16:] not in str(caught.value)
 
 
@@ -377,7 +377,7 @@ async def test_cli_creates_lists_and_revokes_keys_R28(database_url: str) -> None
 
         conn = await asyncpg.connect(url)
         try:
-            (key,) = await auth.list_keys(conn)
+            (key,) = await api_keys.list_keys(conn)
         finally:
             await conn.close()
         assert key.key_id == key_id
