@@ -11,10 +11,12 @@ backend that closed by the postmaster; nothing is counted twice, a process being
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PROC = Path("/proc")
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -40,9 +42,7 @@ class CpuSplit:
 
 @contextmanager
 def measured() -> Iterator[CpuSplit]:
-    """The CPU every kind of process spent while the block ran."""
-    import time
-
+    """The CPU every kind of process spent while the block ran, and its wall-clock time."""
     split = CpuSplit()
     before = cpu_seconds()
     began = time.perf_counter()
@@ -55,6 +55,16 @@ def measured() -> Iterator[CpuSplit]:
             # a process of another kind that exited unreaped by one counted here takes its
             # time with it, and a kind's difference could come out below zero
             split.seconds = {k: round(max(0.0, after[k] - before[k]), 3) for k in KINDS}
+
+
+async def timed_copy(
+    conn: Any, table: str, rows: Sequence[tuple[Any, ...]], columns: Sequence[str] | None = None
+) -> tuple[float, dict[str, float]]:
+    """COPY `rows` into `table` (an asyncpg connection); (seconds, CPU a row by process kind):
+    the benchmarks' bare COPY, the reference their ratio targets are measured against."""
+    with measured() as split:
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+    return split.wall_s, split.per_event_us(len(rows))
 
 
 def cpu_seconds() -> dict[str, float]:

@@ -48,7 +48,7 @@ from bench.common import (
     write_floor,
     writes_between,
 )
-from bench.cpu import KINDS, measured
+from bench.cpu import KINDS, measured, timed_copy
 from contracts import (
     Event,
     ProfileImported,
@@ -309,14 +309,11 @@ async def bare_copy(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, dict[
     conn = await asyncpg.connect(url, server_settings={"search_path": f"{SCHEMA},public"})
     try:
         await conn.execute("CREATE TABLE copy_bench (LIKE profiles INCLUDING ALL)")
-        with measured() as cpu:
-            began = time.perf_counter()
-            await conn.copy_records_to_table("copy_bench", records=rows, columns=COPY_COLUMNS)
-            elapsed = time.perf_counter() - began
+        timed = await timed_copy(conn, "copy_bench", rows, COPY_COLUMNS)
         await conn.execute("DROP TABLE copy_bench")
     finally:
         await conn.close()
-    return elapsed, cpu.per_event_us(len(rows))
+    return timed
 
 
 class _FirstRecordLog:

@@ -41,7 +41,7 @@ from bench.common import (
     write_floor,
     writes_between,
 )
-from bench.cpu import measured
+from bench.cpu import measured, timed_copy
 from contracts import (
     Consent,
     Event,
@@ -290,14 +290,11 @@ async def bare_copy(url: str, n_rows: int) -> tuple[float, dict[str, float]]:
             )
             for n in range(n_rows)
         ]
-        with measured() as cpu:
-            began = time.perf_counter()
-            await conn.copy_records_to_table("bench_copy", records=rows)
-            seconds = time.perf_counter() - began
+        seconds, cpu = await timed_copy(conn, "bench_copy", rows)
         await conn.execute("DROP TABLE bench_copy")
     finally:
         await conn.close()
-    return n_rows / seconds, cpu.per_event_us(n_rows)
+    return n_rows / seconds, cpu
 
 
 async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
@@ -345,13 +342,12 @@ async def bench(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             stop = asyncio.Event()
             before = await table_writes(pool)
             with measured() as replay_cpu:
-                began = time.perf_counter()
                 task = asyncio.create_task(projector.run(stop))
                 while projector.stats.applied < total:
                     await asyncio.sleep(0.05)
                     if task.done():
                         task.result()
-                seconds = time.perf_counter() - began
+            seconds = replay_cpu.wall_s
             # CPU an event by process kind; the target's budget is cores / (0.3 x COPY's rate)
             result["replay_cpu_us"] = replay_cpu.per_event_us(total)
             result["cpu_budget_us_at_target"] = round(
