@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import NamedTuple, get_origin
+from typing import Any, NamedTuple, get_origin
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel
-from pydantic_core import to_json
 
 from contracts import Event
 
@@ -81,27 +81,31 @@ def entry(event: Event) -> Entry | None:
 def _names(event: Event) -> bytes:
     """The data without its defaults, each value map replaced by its sorted names.
 
-    The maps are left out of the model's own JSON, not dumped and thrown away (a value costs
-    about a microsecond to dump), and their names are spliced into that object.
+    Read straight from the model's attributes against its defaults (looked up once per
+    model) and encoded by orjson: the model's serializer with `exclude_defaults`, and the
+    names spliced into its JSON, cost 3.2-4.0 µs a line against 1.7-2.5 for this (a
+    projector makes a line for every profile event). Profile data holds only JSON values,
+    strings, booleans and tuples of strings, so both write the same JSON object (a test
+    compares them on every kind of profile event).
     """
     data = event.data
-    maps, leave_out = _maps(type(data))
-    head: bytes = type(data).__pydantic_serializer__.to_json(
-        data, exclude_defaults=True, exclude=leave_out
-    )
-    named = {k: sorted(names) for k in maps if (names := getattr(data, k))}
-    if not named:
-        return head
-    tail = to_json(named)
-    return tail if head == b"{}" else head[:-1] + b"," + tail[1:]
+    defaults, maps = _plan(type(data))
+    shown: dict[str, Any] = {}
+    for name, value in data.__dict__.items():
+        if value != defaults[name]:
+            shown[name] = sorted(value) if name in maps else value
+    return orjson.dumps(shown)
 
 
 @cache
-def _maps(model: type[BaseModel]) -> tuple[tuple[str, ...], set[str]]:
-    """The fields of a data model that hold maps of values (looked up once per model; the set
-    is the serializer's `exclude`, which it only reads)."""
-    maps = tuple(k for k, f in model.model_fields.items() if get_origin(f.annotation) is dict)
-    return maps, set(maps)
+def _plan(model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Each field's default (a required field's is `PydanticUndefined`, equal to no value),
+    and the fields that hold maps of values."""
+    defaults = {
+        name: f.get_default(call_default_factory=True) for name, f in model.model_fields.items()
+    }
+    maps = frozenset(k for k, f in model.model_fields.items() if get_origin(f.annotation) is dict)
+    return defaults, maps
 
 
 def _kind(event_type: str) -> str | None:

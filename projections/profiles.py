@@ -103,15 +103,22 @@ async def _find(conn: asyncpg.Connection, where: str, *args: object) -> ProfileS
 
 def apply(states: Loaded, events: Sequence[Event]) -> Changes:
     """Fold the events into the states; return only what changed (None = deleted, R26)."""
-    per_profile: dict[UUID, list[Event]] = {}
-    for event in events:  # grouping keeps each profile's own order
-        if event.type in PROFILE_TYPES and event.subject not in states.tombstones:
-            per_profile.setdefault(event.subject, []).append(event)
+    # grouped by each subject's integer: a UUID hashes in Python code (`uuid.py`), an int in
+    # C, and this runs for every event of a batch; grouping keeps each profile's own order
+    per_profile: dict[int, list[Event]] = {}
+    tombstones = states.tombstones
+    for event in events:
+        if event.type in PROFILE_TYPES and not (tombstones and event.subject in tombstones):
+            if (own := per_profile.get(event.subject.int)) is None:
+                per_profile[event.subject.int] = [event]
+            else:
+                own.append(event)
     upserts: dict[UUID, ProfileState] = {}
     deletions: dict[UUID, datetime] = {}
     new: set[UUID] = set()
     narrow: set[UUID] = set()
-    for subject, own in per_profile.items():
+    for own in per_profile.values():
+        subject = own[0].subject
         before = states.profiles.get(subject)
         after = fold_all(before, own)
         if after is None and isinstance(own[-1], ProfileDeleted):
