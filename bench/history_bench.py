@@ -42,7 +42,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n % $2), 12, '0'))::uuid,
               'segment'])[1 + n % 7],
        (ARRAY['campaign.opened','campaign.clicked','campaign.delivered','pixel.hit',
               'subscription.added','promo_code.attached','segment.entered'])[1 + n % 7],
-       jsonb_build_object('campaign_id', 'c' || (n % 50), 'n', n)
+       json_build_object('campaign_id', 'c' || (n % 50), 'n', n)
 FROM generate_series($1::bigint, $1::bigint + $3 - 1) AS n
 """
 

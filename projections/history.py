@@ -39,7 +39,9 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
 async def raw(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
     """The whole timeline of a profile, oldest first, for a personal data export (R27)."""
     rows = await conn.fetch(
-        "SELECT * FROM history WHERE profile_id = $1 ORDER BY at, seq", profile_id
+        "SELECT seq, profile_id, event_id, at, kind, type, summary::jsonb AS summary "
+        "FROM history WHERE profile_id = $1 ORDER BY at, seq",
+        profile_id,
     )
     return [plain.row(r) for r in rows]
 
@@ -56,7 +58,7 @@ async def read(
     """One page of the timeline between `since` and `until`, newest first (R19)."""
     after = _decode(cursor) if cursor else None
     rows = await conn.fetch(
-        "SELECT seq, event_id, at, kind, type, summary FROM history "
+        "SELECT seq, event_id, at, kind, type, summary::jsonb AS summary FROM history "
         "WHERE profile_id = $1 AND at >= $2 AND at < $3 "
         "AND (cardinality($4::text[]) = 0 OR kind = ANY($4::text[])) "
         "AND ($5::timestamptz IS NULL OR (at, seq) < ($5, $6)) "

@@ -143,9 +143,9 @@ _LISTS = {
     "WHERE profile_id = $1 ORDER BY updated_at DESC",
     "relations": "SELECT other_profile_id, relation_type, direction, since FROM relations "
     "WHERE profile_id = $1 ORDER BY since DESC",
-    "triggers": "SELECT event_id, at, summary FROM history WHERE profile_id = $1 "
+    "triggers": "SELECT event_id, at, summary::jsonb AS summary FROM history WHERE profile_id = $1 "
     "AND kind = 'trigger' ORDER BY at DESC, seq DESC LIMIT 1000",
-    "forms": "SELECT event_id, at, summary FROM history WHERE profile_id = $1 "
+    "forms": "SELECT event_id, at, summary::jsonb AS summary FROM history WHERE profile_id = $1 "
     "AND kind = 'form' ORDER BY at DESC, seq DESC LIMIT 1000",
 }
 LISTS = tuple(_LISTS)

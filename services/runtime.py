@@ -208,8 +208,6 @@ async def jsonb_codec(conn: asyncpg.Connection) -> None:
 
 
 def _jsonb_out(value: object) -> bytes:
-    if type(value) is bytes:  # already JSON (a timeline summary): bytes are no JSON value
-        return b"\x01" + value
     return b"\x01" + orjson.dumps(value)
 
 

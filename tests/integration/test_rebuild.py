@@ -21,7 +21,7 @@ TABLES = {
     "resources": "*",
     "subscriptions": "*",
     "subscription_ledger": "profile_id, sub_id, at, change, status, categories, how, ip, detail",
-    "history": "profile_id, event_id, at, kind, type, summary",
+    "history": "profile_id, event_id, at, kind, type, summary::jsonb",
     "segment_members": "*",
     "scenario_runs": "*",
     "promo_codes": "*",

@@ -30,7 +30,7 @@ def test_an_import_names_its_fields_and_keeps_its_mode_R18() -> None:
     assert summary["import_mode"] == event.data.import_mode
     assert summary["fields"] == ["city", "first_name"]
     assert summary["custom"] == ["score"]
-    assert b"Oslo" not in line.summary  # the value stays in the profile, not the timeline
+    assert "Oslo" not in line.summary  # the value stays in the profile, not the timeline
 
 
 def test_a_profile_change_names_what_it_set_R18() -> None:
