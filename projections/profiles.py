@@ -235,9 +235,10 @@ async def _update_activity(conn: asyncpg.Connection, states: list[ProfileState])
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Load, fold and write one batch: three round trips whatever its size."""
-    subjects = {e.subject for e in events if e.type in PROFILE_TYPES}
+    # by each subject's integer, hashed in C (a UUID hashes in Python code, `uuid.py`)
+    subjects = {e.subject.int: e.subject for e in events if e.type in PROFILE_TYPES}
     if subjects:
-        await write(conn, apply(await load(conn, subjects), events))
+        await write(conn, apply(await load(conn, subjects.values()), events))
 
 
 def _state(row: asyncpg.Record) -> ProfileState:
