@@ -58,77 +58,47 @@ _MAP = st.dictionaries(st.sampled_from(["city", "first_name", "score", "tier"]),
 _PHONES = st.lists(st.sampled_from(["+33612345678", "+4915112345678"]), max_size=2)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    set_=_MAP,
-    unset=_NAMES,
-    custom_set=_MAP,
-    increment=st.dictionaries(st.sampled_from(["score", "visits"]), st.integers(-5, 5)),
-    tags_add=st.dictionaries(st.sampled_from(["tags"]), st.lists(st.text(max_size=3))),
-    email=st.sampled_from([None, "a@example.com"]),
-    email_removed=st.booleans(),
-    phones_add=_PHONES,
+_CHANGES = st.fixed_dictionaries(
+    {
+        "set": _MAP,
+        "unset": _NAMES.map(tuple),
+        "custom_set": _MAP,
+        "increment": st.dictionaries(st.sampled_from(["score", "visits"]), st.integers(-5, 5)),
+        "tags_add": st.dictionaries(
+            st.sampled_from(["tags"]), st.lists(st.text(max_size=3)).map(tuple)
+        ),
+        "email": st.sampled_from([None, "a@example.com"]),
+        "email_removed": st.booleans(),
+        "phones_add": _PHONES.map(tuple),
+    }
 )
-def test_a_change_names_exactly_what_the_model_holds_R18(
-    set_: dict[str, Any],
-    unset: list[str],
-    custom_set: dict[str, Any],
-    increment: dict[str, int],
-    tags_add: dict[str, list[str]],
-    email: str | None,
-    email_removed: bool,
-    phones_add: list[str],
-) -> None:
+_IMPORTS = st.fixed_dictionaries(
+    {
+        "import_mode": st.sampled_from(["api", "file", "manual", "push"]),
+        "created": st.booleans(),
+        "email": st.sampled_from([None, "a@example.com"]),
+        "phones": _PHONES.map(tuple),
+        "fields": _MAP,
+        "custom": _MAP,
+        "status": st.sampled_from([None, "subscribed", "unconfirmed"]),
+        "located": _MAP,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_CHANGES)
+def test_a_change_names_exactly_what_the_model_holds_R18(data: dict[str, Any]) -> None:
     """The line is read from the model's attributes, not its serializer: it must show what
     the serializer shows without defaults, each value map replaced by its sorted names."""
-    event = updated(
-        uuid.uuid4(),
-        1,
-        set=set_,
-        unset=tuple(unset),
-        custom_set=custom_set,
-        increment=increment,
-        tags_add={k: tuple(v) for k, v in tags_add.items()},
-        email=email,
-        email_removed=email_removed,
-        phones_add=tuple(phones_add),
-    )
+    event = updated(uuid.uuid4(), 1, **data)
     assert _summary(entry(event)) == _named(event.data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    mode=st.sampled_from(["api", "file", "manual", "push"]),
-    created=st.booleans(),
-    email=st.sampled_from([None, "a@example.com"]),
-    phones=_PHONES,
-    fields=_MAP,
-    custom=_MAP,
-    status=st.sampled_from([None, "subscribed", "unconfirmed"]),
-    located=_MAP,
-)
-def test_an_import_names_exactly_what_the_model_holds_R18(
-    mode: str,
-    created: bool,
-    email: str | None,
-    phones: list[str],
-    fields: dict[str, Any],
-    custom: dict[str, Any],
-    status: str | None,
-    located: dict[str, Any],
-) -> None:
-    event = imported(
-        uuid.uuid4(),
-        0,
-        import_mode=mode,
-        created=created,
-        email=email,
-        phones=tuple(phones),
-        fields=fields,
-        custom=custom,
-        status=status,
-        located=located,
-    )
+@given(data=_IMPORTS)
+def test_an_import_names_exactly_what_the_model_holds_R18(data: dict[str, Any]) -> None:
+    event = imported(uuid.uuid4(), 0, **data)
     assert _summary(entry(event)) == _named(event.data)
 
 
