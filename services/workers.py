@@ -13,6 +13,7 @@ event loop or a thread, so a fork copies no lock held elsewhere and no loop's st
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import signal
@@ -71,9 +72,10 @@ class Supervisor:
             raise RuntimeError("the supervisor must not run threads: it forks its members")
         sys.stdout.flush()
         sys.stderr.flush()
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the member: never returns into the supervisor's code
-            os._exit(_run_member(self.member))
+            os._exit(_run_member(self.member, supervisor))
         log.info("workers.started", worker=index, pid=pid)
         return pid
 
@@ -93,11 +95,12 @@ class Supervisor:
             os.waitpid(pid, 0)
 
 
-def _run_member(member: Member) -> int:
+def _run_member(member: Member, supervisor: int) -> int:
     """A member's exit code; its signals are those of a fresh interpreter until its role sets
     its own."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    _end_with(supervisor)
     code = 0
     try:
         member()
@@ -110,6 +113,23 @@ def _run_member(member: Member) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return code
+
+
+def _end_with(supervisor: int) -> None:
+    """Have the kernel send this member SIGTERM when its supervisor dies, however it dies: a
+    SIGKILLed supervisor (or one the OOM killer took) would otherwise leave its members
+    running unsupervised, and a supervisor started again would add as many beside them.
+    Linux only (`prctl`); elsewhere members outlive a killed supervisor."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("workers.no_parent_death_signal", errno=ctypes.get_errno())
+    elif os.getppid() != supervisor:  # it died between the fork and the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _reap(pid: int) -> int | None:

@@ -55,3 +55,20 @@ def test_members_are_forked_restarted_and_stopped(tmp_path: Path) -> None:
             supervisor.kill()
     # every member ended with the supervisor (reaped by it: none is left, not even a zombie)
     assert not any(_alive(pid) for pid in again)
+
+
+def test_members_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed supervisor runs no shutdown code: the kernel's parent-death signal (SIGTERM)
+    ends its members, so none is left folding unsupervised beside the next supervisor."""
+    started = tmp_path / "members"
+    supervisor = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, str(started)])
+    try:
+        members = _pids(started, 2)
+    finally:
+        supervisor.kill()
+        supervisor.wait(10)
+    for _ in range(100):  # orphans are reaped by init once they end
+        if not any(_alive(pid) for pid in members):
+            break
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in members)
