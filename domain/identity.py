@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from uuid import UUID
 
 import xxhash
 
 from domain.errors import ValidationError, Violation
+
+
+def distinct(ids: Iterable[UUID]) -> list[UUID]:
+    """The ids without repeats, in the order they first come.
+
+    Keyed by each id's integer: a UUID hashes in Python code (`uuid.py`), an int in C, and a
+    projector dedupes every id of a batch (0.33 µs an id the other way).
+    """
+    return list({i.int: i for i in ids}.values())
 
 
 def md5_id(profile_id: UUID) -> str:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import asyncpg
 
 from contracts import Event
+from domain.identity import distinct
 from projections import checkpoints
 
 Project = Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]]
@@ -75,8 +76,7 @@ async def _first_seen(
     only then does the insert that skips known ids run. When the COPY took every event's id,
     the batch is returned as it is, with no second pass over it.
     """
-    # by each id's integer, hashed in C (a UUID hashes in Python code, `uuid.py`)
-    ids = list({e.id.int: e.id for e in events}.values())
+    ids = distinct(e.id for e in events)
     if not ids:
         return []
     try:

@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
-from domain.identity import md5_id, xxh_id
+from domain.identity import distinct, md5_id, xxh_id
 from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all, thaw
 from projections import bulk, plain
 
@@ -235,10 +235,9 @@ async def _update_activity(conn: asyncpg.Connection, states: list[ProfileState])
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Load, fold and write one batch: three round trips whatever its size."""
-    # by each subject's integer, hashed in C (a UUID hashes in Python code, `uuid.py`)
-    subjects = {e.subject.int: e.subject for e in events if e.type in PROFILE_TYPES}
+    subjects = distinct(e.subject for e in events if e.type in PROFILE_TYPES)
     if subjects:
-        await write(conn, apply(await load(conn, subjects.values()), events))
+        await write(conn, apply(await load(conn, subjects), events))
 
 
 def _state(row: asyncpg.Record) -> ProfileState:

@@ -8,6 +8,7 @@ import pytest
 
 from domain.errors import ValidationError
 from domain.identity import (
+    distinct,
     md5_id,
     normalise_email,
     normalise_phone,
@@ -78,3 +79,10 @@ def test_bad_phone_names_field_rule_value_R6(bad: str) -> None:
         normalise_phone(bad)
     (violation,) = caught.value.violations
     assert (violation.field, violation.rule, violation.value) == ("phones", "phone_e164", bad)
+
+
+def test_distinct_keeps_each_id_once_in_first_order_DESIGN3() -> None:
+    """A batch's ids without repeats, as the dedupe COPY takes them (event ids dedupe)."""
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert distinct([b, a, b, c, a]) == [b, a, c]
+    assert distinct([]) == []
