@@ -63,6 +63,7 @@ from domain.identity import md5_id, xxh_id
 from domain.profile import ProfileState
 from projections import profiles, read_models
 from projections.migrate import migrate
+from services.event_ids import id_at
 from services.eventlog.kafka import FETCH_BYTES_PER_PARTITION, KafkaLog
 from services.local.scratch import scratch_database
 from services.projector import CATCH_UP_BATCH, Projector
@@ -90,6 +91,14 @@ def _uuid(rng: random.Random) -> UUID:
     return UUID(int=rng.getrandbits(128), version=4)
 
 
+def _event_id(rng: random.Random, when: datetime, random_ids: bool) -> UUID:
+    """The id the service would have minted at `when` (time-ordered, `services.event_ids`), or
+    a random one, as a producer outside the service may choose (`--random-ids`)."""
+    if random_ids:
+        return _uuid(rng)
+    return id_at(int(when.timestamp() * 1000), rng.getrandbits(74))
+
+
 def _standard_fields(rng: random.Random) -> dict[str, Any]:
     city, country = rng.choice(_CITIES)
     return {
@@ -105,11 +114,14 @@ def _standard_fields(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def build_events(n_events: int, n_profiles: int, seed: int = 42) -> list[Event]:
+def build_events(
+    n_events: int, n_profiles: int, seed: int = 42, *, random_ids: bool = False
+) -> list[Event]:
     """One `profile.imported` per profile, first in its history, the rest `profile.updated`.
 
     Imports are spread over the stream (not all up front) so that every batch mixes inserts
-    of new profiles with updates of known ones, as a live stream would.
+    of new profiles with updates of known ones, as a live stream would. Event ids are
+    time-ordered, as the service mints them, unless `random_ids`.
     """
     if n_profiles > n_events:
         raise ValueError("--profiles must not exceed --events")
@@ -127,7 +139,7 @@ def build_events(n_events: int, n_profiles: int, seed: int = 42) -> list[Event]:
             std = _standard_fields(rng)
             events.append(
                 ProfileImported(
-                    id=_uuid(rng),
+                    id=_event_id(rng, T0 + timedelta(seconds=i), random_ids),
                     source="/bench/import",
                     time=T0 + timedelta(seconds=i),
                     subject=pid,
@@ -154,7 +166,7 @@ def build_events(n_events: int, n_profiles: int, seed: int = 42) -> list[Event]:
             custom = {"score": rng.randrange(0, 1000)} if rng.random() < 0.5 else {}
             events.append(
                 ProfileUpdated(
-                    id=_uuid(rng),
+                    id=_event_id(rng, T0 + timedelta(seconds=i), random_ids),
                     source="/bench/api",
                     time=T0 + timedelta(seconds=i),
                     subject=pid,
@@ -231,6 +243,7 @@ class Result:
     partitions: int
     batch_size: int
     workers: int = 1
+    event_ids: str = "time-ordered"  # or "random" (`--random-ids`)
     publish_s: float = 0.0
     publish_eps: float = 0.0
     raw_drain_s: float = 0.0
@@ -570,11 +583,12 @@ async def bench(args: argparse.Namespace, database_url: str, bootstrap: str) -> 
         partitions=args.partitions,
         batch_size=args.batch_size,
         workers=args.workers,
+        event_ids="random" if args.random_ids else "time-ordered",
         cpu_count=os.cpu_count() or 0,
         timestamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
     )
     began = time.perf_counter()
-    events = build_events(args.events, args.profiles, args.seed)
+    events = build_events(args.events, args.profiles, args.seed, random_ids=args.random_ids)
     rows = copy_rows(args.events)
     _say(f"built {len(events)} events and {len(rows)} COPY rows in {_s(began)}")
 
@@ -692,7 +706,8 @@ def _profiled(args: argparse.Namespace) -> Iterator[None]:
 def table(r: Result) -> str:
     lines = [
         f"events={r.events:,} profiles={r.profiles:,} partitions={r.partitions} "
-        f"batch_size={r.batch_size} workers={r.workers} cpus={r.cpu_count}",
+        f"batch_size={r.batch_size} workers={r.workers} event_ids={r.event_ids} "
+        f"cpus={r.cpu_count}",
         f"{'measure':<28}{'seconds':>10}{'per second':>14}",
         f"{'publish (KafkaLog.append)':<28}{r.publish_s:>10.2f}{r.publish_eps:>14,.0f}",
         f"{'raw drain (AIOKafkaConsumer)':<28}{r.raw_drain_s:>10.2f}{r.raw_drain_eps:>14,.0f}",
@@ -807,6 +822,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--chunk", type=int, default=5000, help="events per KafkaLog.append")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="random event ids (version 4), as a producer outside the service may send, "
+        "instead of the time-ordered ids the service mints",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="projector phase limit (s)")
     parser.add_argument("--cprofile", help="write a cProfile of the projector phase here")
     parser.add_argument(

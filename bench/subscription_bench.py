@@ -65,6 +65,7 @@ from domain.subscriptions import Subscription, place
 from projections import read_models
 from projections.migrate import migrate
 from projections.subscriptions import shifts_of_unnamed
+from services.event_ids import id_at
 from services.eventlog.postgres import PostgresLog
 from services.local.scratch import scratch_database
 from services.projector import CATCH_UP_BATCH, Projector
@@ -110,10 +111,15 @@ class Workload:
             events += new
         return events[:n_events]
 
+    def _new_id(self) -> UUID:
+        """An event or subscription id as the service mints them: time-ordered
+        (`services.event_ids`), at this workload's clock."""
+        return id_at(int(T0.timestamp() * 1000) + self.clock, self.rng.getrandbits(74))
+
     def _env(self, pid: UUID) -> dict[str, Any]:
         self.clock += 1
         return {
-            "id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
+            "id": self._new_id(),
             "source": "/bench",
             "time": T0 + timedelta(milliseconds=self.clock),
             "subject": pid,
@@ -125,7 +131,7 @@ class Workload:
         placement = place(
             subs, resource, "email", priority=explicit, raise_priority=resource < "res6"
         )
-        sub_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        sub_id = self._new_id()
         out: list[Event] = []
         if placement.victim is not None:
             assert placement.scope is not None

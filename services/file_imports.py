@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import csv
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from domain.errors import ValidationError, Violation
 from domain.imports import ImportItem
 from domain.rows import Columns, columns, item
 from services import structure
+from services.event_ids import derived_id, new_id
 from services.http_common import field_errors
 from services.imports import Checked, Importer, check, item_from_request
 from services.runtime import BetweenBatches
@@ -76,7 +76,7 @@ async def create(
     job_id: UUID | None = None,
 ) -> UUID:
     """Record a queued job for a file already on disk."""
-    job_id = job_id or uuid.uuid4()
+    job_id = job_id or new_id()
     size = (await asyncio.to_thread(path.stat)).st_size
     await conn.execute(
         "INSERT INTO ingest.import_jobs (job_id, database_id, format, locate, path, total_bytes) "
@@ -196,7 +196,7 @@ async def _import_chunk(pool: asyncpg.Pool, importer: Importer, job: Job, ready:
         "file",
         locate=job.locate,
         source=f"/v1/imports/{job.job_id}",
-        ids=[uuid.uuid5(job.job_id, str(n)) for n, _ in good],
+        ids=[derived_id(job.job_id, n) for n, _ in good],
     )
     bad: list[tuple[int, list[dict[str, Any]]]] = [
         (n, _plain(i)) for n, i in numbered if not isinstance(i, ImportItem)

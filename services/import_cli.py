@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import typer
 
 from domain.errors import ValidationError
 from services import file_imports, structure
+from services.event_ids import new_id
 from services.file_imports import Format
 from services.import_worker import owning
 from services.runtime import open_runtime, run_loop, tune_gc
@@ -47,7 +47,7 @@ async def _run(settings: Settings, file: Path, database_id: str, fmt: Format, ge
             for v in bad.violations:
                 typer.echo(f"{v.field}: {v.rule} ({v.value})", err=True)
             return 2
-        job_id = uuid.uuid4()
+        job_id = new_id()
         size = (await asyncio.to_thread(file.stat)).st_size
         started = time.monotonic()
         async with owning(rt.pool, job_id) as owned:  # locked before it exists: no one else runs it

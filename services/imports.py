@@ -8,7 +8,6 @@ rejected item carries all its violations and never stops the others.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from domain.errors import DomainError, ValidationError, Violation
 from domain.geo import registration_fields
 from domain.imports import ImportItem, PreparedImport, RefKind, prepare
 from services import identity, structure
+from services.event_ids import new_id
 from services.eventlog.port import EventLog, Position, Staged
 from services.geo import GeoLocator
 
@@ -140,7 +140,7 @@ class Importer:
                     outcomes[index] = ItemOutcome(index, violations=tuple(resolution))
                     continue
                 suppressed = ready.email in blocked or resolution.profile_id in blocked_profiles
-                event_id = ids[index] if ids is not None else uuid.uuid4()
+                event_id = ids[index] if ids is not None else new_id()
                 here = locate if ready.locate is None else ready.locate
                 events.append(
                     self._event(

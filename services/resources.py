@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -19,6 +18,7 @@ from contracts import (
 from domain.errors import ValidationError, Violation
 from domain.fields import FieldDef
 from domain.resources import Resource
+from services.event_ids import new_id
 
 SOURCE = "/v1/resources"
 
@@ -82,7 +82,7 @@ def data(resource: Resource) -> ResourceData:
 
 def _envelope(resource: Resource) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "source": SOURCE,
         "time": datetime.now(UTC),
         "subject": resource_subject(resource.resource_id),

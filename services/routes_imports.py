@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import IO, Annotated, Any
 from uuid import UUID
@@ -13,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from contracts.api import FieldError, ImportJobView, Problem, RowError
 from domain.errors import ValidationError
 from services import auth, consistency, file_imports, structure
+from services.event_ids import new_id
 from services.eventlog.port import Position
 from services.file_imports import Format
 from services.http_common import field_errors, model_response, problem, runtime
@@ -60,7 +60,7 @@ async def upload(
         database = await structure.load(conn, database_id)
     if database is None:
         return problem(404, "Database not found")
-    job_id = uuid.uuid4()
+    job_id = new_id()
     path = rt.settings.data_dir / "imports" / f"{job_id}.{fmt}"
     limit = rt.settings.max_import_bytes
     if not await _receive(request, path, limit):

@@ -6,7 +6,6 @@ the profile exists or not: the pixel never tells.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
 from contracts.intake import ProfileRef, PublicEvent
+from services.event_ids import new_id
 from services.http_common import runtime
 from services.intake import Intake
 from services.runtime import Runtime
@@ -51,7 +51,7 @@ async def pixel(xxh_id: str, request: Request, background: BackgroundTasks) -> R
 async def _record(rt: Runtime, xxh_id: str, params: dict[str, str], ip: str | None) -> None:
     try:
         event = PublicEvent(
-            id=uuid.uuid4(),
+            id=new_id(),
             type="pixel.hit",
             source="/px",
             profile=ProfileRef(xxh_id=xxh_id[:16]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +36,7 @@ from domain.errors import Violation, collect
 from domain.imports import RefKind
 from domain.updates import UpdateItem, prepare_update
 from services import auth, consistency, identity, structure
+from services.event_ids import new_id
 from services.http_common import (
     ProblemResponse,
     body_errors,
@@ -194,12 +194,12 @@ async def update_profile(profile_id: UUID, request: Request, _: auth.Writer) -> 
         )  # fmt: skip
         now = datetime.now(UTC)
         events: list[Event] = [ProfileUpdated(
-            id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id,
+            id=new_id(), source=SOURCE, time=now, subject=profile_id,
             database_id=database.database_id, data=data,
         )]  # fmt: skip
         if update.email and await identity.suppressed(conn, [update.email]):
             events.append(ProfileStatusChanged(  # R8: a suppressed address is never sendable
-                id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id,
+                id=new_id(), source=SOURCE, time=now, subject=profile_id,
                 database_id=database.database_id,
                 data=ProfileStatusChangedData(status="hard_bounced", cause="suppression"),
             ))  # fmt: skip
@@ -228,7 +228,7 @@ async def set_status(
                 errors=[FieldError(field="status", rule="address_suppressed", value=body.status)],
             )
         event = ProfileStatusChanged(
-            id=uuid.uuid4(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
+            id=new_id(), source=SOURCE, time=datetime.now(UTC), subject=profile_id,
             database_id=database_id,
             data=ProfileStatusChangedData(status=body.status, cause="api"),
         )  # fmt: skip
@@ -248,7 +248,7 @@ async def delete_profile(profile_id: UUID, request: Request, _: auth.Deleter) ->
         if database_id is None:
             return problem(404, "Profile not found")
         event = ProfileDeleted(
-            id=uuid.uuid4(), source=SOURCE, time=now, subject=profile_id, database_id=database_id
+            id=new_id(), source=SOURCE, time=now, subject=profile_id, database_id=database_id
         )
         staged = await rt.log.stage(conn, [event])
     positions = await rt.log.publish(staged)

@@ -6,7 +6,6 @@ the event to append, so the read models learn it from the log like everything el
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -24,6 +23,7 @@ from contracts import (
 from domain.database import DatabaseState, check_new_field, check_removal
 from domain.errors import ValidationError, Violation
 from domain.fields import FieldDef
+from services.event_ids import new_id
 
 SOURCE = "/v1/databases"
 
@@ -68,7 +68,7 @@ async def create(conn: asyncpg.Connection, database_id: str, name: str) -> Datab
     if inserted is None:
         raise ValidationError([Violation("database_id", "database_exists", database_id)])
     return DatabaseCreated(
-        id=uuid.uuid4(),
+        id=new_id(),
         source=SOURCE,
         time=now,
         subject=database_subject(database_id),
@@ -92,7 +92,7 @@ async def add_field(
         definition.unique,
     )
     return FieldAdded(
-        id=uuid.uuid4(),
+        id=new_id(),
         source=SOURCE,
         time=datetime.now(UTC),
         subject=database_subject(database.database_id),
@@ -124,7 +124,7 @@ async def remove_field(
         f"field:{name}",
     )
     return FieldRemoved(
-        id=uuid.uuid4(),
+        id=new_id(),
         source=SOURCE,
         time=now,
         subject=database_subject(database.database_id),

@@ -9,7 +9,6 @@ order of a profile's subscription events is the order they were decided in.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +53,7 @@ from domain.subscriptions import (
     validate_custom_channel_fields,
 )
 from services import identity, resources
+from services.event_ids import new_id
 from services.eventlog.port import EventLog, Position, Staged
 
 SOURCE = "/v1/subscriptions"
@@ -156,7 +156,7 @@ class Subscriptions:
                 priority=new.priority,
                 raise_priority=resource.raise_priority,
             )
-            sub_id, now = uuid.uuid4(), datetime.now(UTC)
+            sub_id, now = new_id(), datetime.now(UTC)
             events: list[Event] = []
             if placement.victim is not None:
                 assert placement.scope is not None
@@ -508,7 +508,7 @@ def _find(subs: Sequence[Subscription], sub_id: UUID) -> Subscription:
 
 def _env(profile_id: UUID, database_id: str, now: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "source": SOURCE,
         "time": now,
         "subject": profile_id,

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from domain.imports import ImportItem
 from services import file_imports, runtime
 from services.cli import app as cli
+from services.event_ids import derived_id, new_id
 from services.import_worker import owning
 from tests.api import Api
 
@@ -153,15 +154,18 @@ async def test_bad_header_and_type_are_refused_before_a_job_exists(api: Api) -> 
     assert await api.fetch("SELECT count(*) AS n FROM ingest.import_jobs") == before
 
 
+@pytest.mark.parametrize("job_id_kind", ["time-ordered", "random (begun before v7 ids)"])
 async def test_resumed_job_applies_every_row_once(
-    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_id_kind: str
 ) -> None:
+    """A crash re-appends a chunk with the ids it had: each row is applied once, for a job
+    with a time-ordered id (derived ids) and one begun with a random id (name-based ids)."""
     db = await api.database(visits={"type": "number"})
     path = tmp_path / "people.csv"
     path.write_text("email,visits\n" + "".join(f"r{n}@example.com,{n}\n" for n in range(35)))
     monkeypatch.setattr(file_imports, "CHUNK_ROWS", 10)
     rt = api.runtime
-    job_id = uuid.uuid4()
+    job_id = new_id() if job_id_kind == "time-ordered" else uuid.uuid4()
     async with owning(rt.pool, job_id) as owned:  # the server's worker keeps off this job
         assert owned
         async with rt.pool.acquire() as conn:
@@ -173,7 +177,7 @@ async def test_resumed_job_applies_every_row_once(
         # a crash after appending rows 11-20 but before recording them: they will come again
         again = [ImportItem(email=f"r{n}@example.com", custom={"visits": str(n)}, text=True)
                  for n in range(10, 20)]  # fmt: skip
-        ids = [uuid.uuid5(job_id, str(row)) for row in range(11, 21)]
+        ids = [derived_id(job_id, row) for row in range(11, 21)]
         await rt.importer.run(db, again, "file", locate=False, source="/tests", ids=ids)
         done = await file_imports.run(rt.pool, rt.importer, job_id)
     assert (done.state, done.rows_done, done.created, done.rejected) == ("done", 35, 25, 0)
@@ -201,7 +205,7 @@ async def test_an_unreadable_chunk_fails_the_job_after_the_chunks_before_it_R3(
     path.write_bytes(b"email,visits\n" + b"".join(rows))
     monkeypatch.setattr(file_imports, "CHUNK_ROWS", 10)
     rt = api.runtime
-    job_id = uuid.uuid4()
+    job_id = new_id()
     async with owning(rt.pool, job_id) as owned:
         assert owned
         async with rt.pool.acquire() as conn:
