@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -49,5 +50,31 @@ def configure(fmt: str = "console", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_line_logger,
         cache_logger_on_first_use=True,
     )
+
+
+class LineLogger:
+    """Writes each line whole: the line and its newline in one write, to the `sys.stdout` of
+    the moment.
+
+    `--workers` members share stdout, which the image leaves unbuffered (PYTHONUNBUFFERED=1):
+    `print` (structlog's PrintLogger) wrote a line and its newline apart, and two members' lines
+    glued together. structlog's WriteLogger writes once but keeps the stdout it was made with,
+    which fails once stdout is replaced (a test's capture, a redirect).
+    """
+
+    def msg(self, message: str) -> None:
+        out = sys.stdout
+        out.write(message + "\n")
+        out.flush()
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
+
+
+_LINES = LineLogger()
+
+
+def _line_logger(*_: Any) -> LineLogger:
+    return _LINES

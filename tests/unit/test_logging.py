@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import structlog
 
@@ -49,3 +52,43 @@ def test_every_standard_field_and_value_map_is_masked() -> None:
     for secret in ("Quentin", "1990-01-02", "10.9.8.7", "10.9.8.6", "q@example.com", "secret"):
         assert secret not in text
     assert json.loads(text)["profile_id"].endswith("1")  # the id is not personal data
+
+
+_MEMBERS = """
+import os, sys
+import structlog
+from services.logging import configure
+
+configure("json")
+log = structlog.get_logger("t")
+children = []
+for member in range(4):
+    pid = os.fork()
+    if pid == 0:
+        for n in range(int(sys.argv[1])):
+            log.info("member.line", member=member, n=n)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+
+
+def test_forked_members_sharing_unbuffered_stdout_write_whole_json_lines(tmp_path: Path) -> None:
+    """`--workers N` members share the supervisor's stdout, unbuffered in the image
+    (PYTHONUNBUFFERED=1): a line and its newline must go out in one write, or two members'
+    lines glue together and a log shipper reads neither (the crash test once failed on one)."""
+    path = tmp_path / "members.log"
+    with path.open("wb") as out:
+        subprocess.run(
+            [sys.executable, "-u", "-c", _MEMBERS, "3000"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[2],
+            check=True,
+            timeout=120,
+        )
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 * 3000
+    seen = {(line["member"], line["n"]) for line in map(json.loads, lines)}
+    assert len(seen) == 4 * 3000
