@@ -206,6 +206,7 @@ async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
             topic=settings.intake_topic,
             dlq_topic=f"{settings.intake_topic}.dlq",
             batch_size=batch_size,
+            group_instance=settings.group_instance,
         )
         await processor.run(stop)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from contracts.intake import PublicEvent
 from contracts.topics import INTAKE_DLQ_TOPIC, INTAKE_TOPIC
 from domain.errors import Violation
-from services.eventlog.kafka import ensure_topic
+from services.eventlog.kafka import ensure_topic, static_name, stop_leaving
 from services.eventlog.port import EventLog
 from services.geo import GeoLocator
 from services.intake import Intake, Outcome
@@ -73,17 +73,27 @@ class IntakeProcessor:
     partitions: int = 4
     poll_timeout: float = 0.5
     retry_pause: float = 1.0
+    group_instance: str | None = None  # static name in the group (`--workers` members)
     stats: IntakeStats = field(default_factory=IntakeStats)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set; a failing batch is retried, never skipped."""
         for topic in (self.topic, self.dlq_topic):
             await ensure_topic(self.bootstrap, topic, self.partitions)
-        async with self._producer() as producer, self._consumer() as consumer:
+        async with self._producer() as producer, self._consuming() as consumer:
             log.info("intake.started", topic=self.topic, group=self.group)
             while not stop.is_set():
                 await self._step(consumer, producer, stop)
         log.info("intake.stopped", topic=self.topic, **vars(self.stats))
+
+    @contextlib.asynccontextmanager
+    async def _consuming(self) -> AsyncIterator[Any]:
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            yield consumer
+        finally:
+            await stop_leaving(consumer)  # a static member too: the others take over at once
 
     def _consumer(self) -> Any:
         return AIOKafkaConsumer(
@@ -94,6 +104,7 @@ class IntakeProcessor:
             auto_offset_reset="earliest",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            group_instance_id=static_name(self.group_instance, self.topic),
         )
 
     def _producer(self) -> Any:

@@ -179,6 +179,7 @@ async def open_runtime(settings: Settings, *, background: bool = False) -> Runti
                 topic=settings.events_topic,
                 partitions=settings.kafka_partitions,
                 pool=pool,
+                group_instance=settings.group_instance,
             )
             if settings.kafka_bootstrap
             else PostgresLog(pool, topic=settings.events_topic)

@@ -31,6 +31,9 @@ class Settings:
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
     dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
     background_nice: int = 19  # CPU niceness of projector, intake and file import; 0 = as is
+    # this process's static name in its Kafka consumer groups (KIP-345): one a group may hold
+    # once; `--workers` names each member from it (or from the host)
+    group_instance: str | None = None
 
     @property
     def dedupe_window(self) -> timedelta:
@@ -59,4 +62,5 @@ class Settings:
             max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
             dedupe_days=float(e.get("PROFILES_DEDUPE_DAYS", defaults.dedupe_days)),
             background_nice=int(e.get("PROFILES_BACKGROUND_NICE", defaults.background_nice)),
+            group_instance=e.get("PROFILES_GROUP_INSTANCE") or None,
         )

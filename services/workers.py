@@ -8,22 +8,35 @@ Members are forked from the supervisor, which has imported the role's code alrea
 starts without importing it again (0.7-0.9 s of CPU each, per `services.cli`'s import) and
 shares those pages with the supervisor until it writes to them. The supervisor never runs an
 event loop or a thread, so a fork copies no lock held elsewhere and no loop's state.
+
+Each member is a static member of its Kafka groups (KIP-345), named after the supervisor and
+its own index. A member restarted under its name takes its partitions back at once: with
+dynamic members the newcomer's join made the group wait for the dead member's session to
+expire, all partitions revoked, and a SIGKILLed member stalled the whole group for 8.7 s. The
+supervisor's name is PROFILES_GROUP_INSTANCE, or this host's name and the lowest slot no other
+supervisor of the role holds here (a lock file), so that a supervisor started again on this
+host gets its members' names back and two at once never share one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import os
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import structlog
 
@@ -32,7 +45,8 @@ from services.settings import Settings
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_S = 1.0
-Member = Callable[[], object]  # one member's work, run in a forked child; may raise SystemExit
+# one member's work, given its index, run in a forked child; may raise SystemExit
+Member = Callable[[int], object]
 
 
 @dataclass
@@ -75,7 +89,7 @@ class Supervisor:
         supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the member: never returns into the supervisor's code
-            os._exit(_run_member(self.member, supervisor))
+            os._exit(_run_member(self.member, supervisor, index))
         log.info("workers.started", worker=index, pid=pid)
         return pid
 
@@ -95,7 +109,7 @@ class Supervisor:
             os.waitpid(pid, 0)
 
 
-def _run_member(member: Member, supervisor: int) -> int:
+def _run_member(member: Member, supervisor: int, index: int) -> int:
     """A member's exit code; its signals are those of a fresh interpreter until its role sets
     its own."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -103,7 +117,7 @@ def _run_member(member: Member, supervisor: int) -> int:
     _end_with(supervisor)
     code = 0
     try:
-        member()
+        member(index)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:
@@ -160,11 +174,17 @@ def supervise(settings: Settings, workers: int, role: Sequence[str]) -> int:
     }
     if settings.kafka_bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap
+    slot: IO[str] | None = None
+    if settings.group_instance:
+        name = settings.group_instance
+    else:
+        number, slot = claim_slot(role[0])
+        name = f"{socket.gethostname()}-{role[0]}-{number}"
 
-    def member() -> None:
+    def member(index: int) -> None:
         from services.cli import app  # imported by the supervisor already: no cost here
 
-        os.environ.update(env)
+        os.environ.update(env, PROFILES_GROUP_INSTANCE=f"{name}-{index}")
         app(args=list(role), prog_name="profiles")
 
     # imported before the forks, shared by every member: the role's code and its event loop
@@ -175,7 +195,28 @@ def supervise(settings: Settings, workers: int, role: Sequence[str]) -> int:
     try:
         return Supervisor(member, workers).run()
     finally:
+        if slot is not None:
+            slot.close()
         if embedded is not None:
             from services.local.postgres import stop_postgres
 
             stop_postgres(embedded)
+
+
+def claim_slot(role: str, directory: Path | None = None) -> tuple[int, IO[str]]:
+    """The lowest slot number no other live supervisor of `role` holds on this host, and the
+    open lock file that holds it (closing it, or the process ending however it ends, frees
+    it). A file another user made, which this one may not open, counts as taken."""
+    folder = Path(tempfile.gettempdir()) if directory is None else directory
+    for number in range(1024):
+        try:
+            held = (folder / f"profiles-{role}-{number}.lock").open("a")
+        except PermissionError:
+            continue
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.close()
+            continue
+        return number, held
+    raise RuntimeError(f"no free supervisor slot for {role} in {folder}")

@@ -43,8 +43,10 @@ class KafkaLog:
         *,
         pool: asyncpg.Pool | None = None,
         sweep_every: float = 2.0,
+        group_instance: str | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._group_instance = group_instance  # consumers' static name in their group, if any
         self.topic = topic
         self._partitions = partitions
         self._producer: AIOKafkaProducer | None = None
@@ -126,7 +128,13 @@ class KafkaLog:
         return {tp.partition: offset for tp, offset in offsets.items()}
 
     def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:
-        return KafkaLogConsumer(self._bootstrap, self.topic, group, on_assign)
+        return KafkaLogConsumer(
+            self._bootstrap,
+            self.topic,
+            group,
+            on_assign,
+            instance=static_name(self._group_instance, self.topic),
+        )
 
     def _require_outbox(self) -> Outbox:
         if self._outbox is None:
@@ -212,7 +220,7 @@ class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        self._owner.revoked([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._owner.seek_assigned([tp.partition for tp in assigned])
@@ -221,9 +229,18 @@ class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaLogConsumer:
     """A group member without auto-commit; positions come from the owner's checkpoints."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, on_assign: SeekSource) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        on_assign: SeekSource,
+        *,
+        instance: str | None = None,
+    ) -> None:
         self._topic = topic
         self._on_assign = on_assign
+        self._sought: set[int] = set()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -235,6 +252,9 @@ class KafkaLogConsumer:
             # is restarted) got its partitions 1 s after the others at 1,000 ms; two workers
             # held all four 1.52-1.65 s after start at 250 ms, 2.26-2.32 s at 1,000
             heartbeat_interval_ms=250,
+            # a static member (`--workers`): restarted under the same name it takes its
+            # partitions back at once, with no rebalance of the others (`services.workers`)
+            group_instance_id=instance,
         )
 
     async def start(self) -> None:
@@ -242,7 +262,7 @@ class KafkaLogConsumer:
         self._consumer.subscribe([self._topic], listener=_SeekOnAssign(self))
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await stop_leaving(self._consumer)
 
     async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
         records = self._records(
@@ -275,6 +295,40 @@ class KafkaLogConsumer:
 
     async def seek_assigned(self, partitions: list[int]) -> None:
         await self.seek(await self._on_assign(partitions))
+        self._sought.update(partitions)
+
+    def revoked(self, partitions: list[int]) -> None:
+        self._sought.difference_update(partitions)
 
     def assignment(self) -> frozenset[int]:
-        return frozenset(tp.partition for tp in self._consumer.assignment())
+        """The assigned partitions already sought to their checkpoints: records of one assigned
+        but not sought yet come from where the group left it (or the log's start), and are
+        the owner's to drop (a restarted static member's first poll could beat its seek)."""
+        return frozenset(
+            tp.partition for tp in self._consumer.assignment() if tp.partition in self._sought
+        )
+
+
+def static_name(instance: str | None, topic: str) -> str | None:
+    """A consumer's static name in its group (KIP-345), or None for a dynamic member.
+
+    The topic is part of it: a group that lost a static member keeps its assignment for a
+    session, and one started again under the same name for another topic was handed that
+    assignment back, which aiokafka refuses (an assertion in its coordinator, a crash).
+    """
+    return None if instance is None else f"{instance}.{topic}"
+
+
+async def stop_leaving(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer, leaving its group even as a static member.
+
+    aiokafka sends no LeaveGroup for a static member, as Kafka's own client: its partitions
+    then wait a whole session (10 s) before the others get them. A static member only has to
+    stay through a crash, when it does not stop at all and is started again under its name;
+    one that stops cleanly leaves like a dynamic one, and the broker accepts a LeaveGroup by
+    member id from it. Without that private attribute (another aiokafka) it stops as it would.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
+        coordinator._group_instance_id = None
+    await consumer.stop()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import Event
 from projections.migrate import migrate
@@ -205,3 +207,62 @@ async def test_workers_option_runs_a_group_and_restarts_a_killed_member(
     for pid in started_pids(path):  # SIGTERM reached every member, none is left running
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_a_restarted_member_takes_its_partitions_back_at_once(
+    stage: Stage, tmp_path: Path
+) -> None:
+    """`--workers` members are static group members (KIP-345): the replacement of a SIGKILLed
+    member rejoins under its name and resumes its partitions, the other member undisturbed.
+    Dynamic members made the group wait for the dead member's session (10 s) to expire, every
+    partition revoked: the backlog took 12.7-13.3 s after the kill, the group still for 8.7."""
+    events = stream()
+    for start in range(0, TOTAL, 2000):  # a backlog: the members are behind when one dies
+        await stage.log.append(events[start : start + 2000])
+    path = tmp_path / "workers.log"
+    supervisor = start_profiles(
+        ["projector", "--workers", "2", "--batch-size", "100", "--max-batch", "100"],
+        stage.env,
+        path,
+    )
+    try:
+        for _ in range(300):  # the group settled: the last two assignments split the four
+            held = assignments(path)[-2:]
+            if len(held) == 2 and held[0] | held[1] == {0, 1, 2, 3} and not held[0] & held[1]:
+                break
+            await asyncio.sleep(0.05)
+        at_kill = await wait_for(stage.pool, APPLIED, lambda n: n >= 1000, 90)
+        killed = time.monotonic()
+        os.kill(started_pids(path)[0], signal.SIGKILL)
+        assert at_kill < TOTAL - 2000, f"the kill must leave a backlog{_tail(path)}"
+        await assert_exactly_once(stage.pool)
+        took = time.monotonic() - killed
+        assert took < 6, f"the rest took {took:.1f} s after the kill{_tail(path)}"
+        text = path.read_text()
+        after_restart = text[text.index('"workers.restart"') :]
+        replacement = [
+            {int(p) for p in json.loads(line)["checkpoints"]}
+            for line in after_restart.splitlines()
+            if '"projector.assigned"' in line
+        ]
+        # after the restart only the replacement was assigned (its partitions, maybe sought
+        # again): the survivor was never reassigned, as a rebalance would have done
+        assert replacement, _tail(path)
+        assert all(p == replacement[0] for p in replacement), _tail(path)
+        assert 0 < len(replacement[0]) < 4, _tail(path)
+    finally:
+        assert terminate(supervisor) == 0, _tail(path)
+    # stopped cleanly, static members leave at once: no partition waits out their session
+    assert await group_members_of(stage, "read_models") == [], _tail(path)
+
+
+async def group_members_of(stage: Stage, group: str) -> list[str]:
+    """Member ids of `group` that consume this stage's topic (static names end with it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stage.env["KAFKA_BOOTSTRAP_SERVERS"])
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    topic = stage.env["PROFILES_EVENTS_TOPIC"]
+    return [member[0] for member in described.groups[0][5] if topic in member[0]]

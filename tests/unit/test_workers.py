@@ -9,24 +9,28 @@ import sys
 import time
 from pathlib import Path
 
+from services.workers import claim_slot
+
 _SUPERVISOR = """
 import os, sys, time
 from services.workers import Supervisor
 
-def member():
+def member(index):
     with open(sys.argv[1], "a") as f:
-        f.write(f"{os.getpid()}\\n")
+        f.write(f"{os.getpid()}:{index}\\n")
     time.sleep(120)  # until signalled: SIGTERM's default action ends it
 
 sys.exit(Supervisor(member, 2, grace_s=5).run())
 """
 
 
-def _pids(path: Path, at_least: int) -> list[int]:
+def _started(path: Path, at_least: int) -> list[tuple[int, int]]:
+    """(pid, index) of each member started so far, in order."""
     for _ in range(200):
-        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
-        if len(pids) >= at_least:
-            return pids
+        text = path.read_text() if path.exists() else ""
+        members = [(int(p), int(i)) for p, i in (line.split(":") for line in text.split())]
+        if len(members) >= at_least:
+            return members
         time.sleep(0.05)
     raise AssertionError(f"fewer than {at_least} members started: {path.read_text()!r}")
 
@@ -43,18 +47,21 @@ def test_members_are_forked_restarted_and_stopped(tmp_path: Path) -> None:
     started = tmp_path / "members"
     supervisor = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, str(started)])
     try:
-        first = _pids(started, 2)
-        assert supervisor.pid not in first
-        os.kill(first[0], signal.SIGKILL)
-        again = _pids(started, 3)  # forked again after the restart delay
+        first = _started(started, 2)
+        assert supervisor.pid not in [pid for pid, _ in first]
+        assert sorted(index for _, index in first) == [0, 1]
+        killed_pid, killed_index = first[0]
+        os.kill(killed_pid, signal.SIGKILL)
+        again = _started(started, 3)  # forked again after the restart delay
         assert again[:2] == first
+        assert again[2][1] == killed_index  # under the dead one's index: its group name
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(10) == 0
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
     # every member ended with the supervisor (reaped by it: none is left, not even a zombie)
-    assert not any(_alive(pid) for pid in again)
+    assert not any(_alive(pid) for pid, _ in again)
 
 
 def test_members_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
@@ -63,7 +70,7 @@ def test_members_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     started = tmp_path / "members"
     supervisor = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, str(started)])
     try:
-        members = _pids(started, 2)
+        members = [pid for pid, _ in _started(started, 2)]
     finally:
         supervisor.kill()
         supervisor.wait(10)
@@ -72,3 +79,44 @@ def test_members_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in members)
+
+
+def test_supervisors_of_one_role_on_one_host_hold_distinct_slots(tmp_path: Path) -> None:
+    """Members are named after their supervisor's slot: two supervisors at once never share
+    a slot (their members would fence each other in the group), and one started again after
+    another ended gets the freed slot, so its members take their names back."""
+    first, held_first = claim_slot("projector", tmp_path)
+    second, held_second = claim_slot("projector", tmp_path)
+    other_role, held_other = claim_slot("intake", tmp_path)
+    assert (first, second, other_role) == (0, 1, 0)
+    held_first.close()  # the first supervisor ended
+    again, held_again = claim_slot("projector", tmp_path)
+    assert again == 0
+    for held in (held_second, held_other, held_again):
+        held.close()
+
+
+def test_a_killed_supervisors_slot_is_free_again(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from services.workers import claim_slot; "
+            "held = claim_slot('projector', Path(sys.argv[1])); print('held', flush=True); "
+            "time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        taken, held = claim_slot("projector", tmp_path)
+        assert taken == 1  # slot 0 is the live holder's
+        held.close()
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)  # reaped, its pipe closed
+    freed, held = claim_slot("projector", tmp_path)  # the kernel released the dead one's lock
+    assert freed == 0
+    held.close()
