@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from structlog.testing import capture_logs
 
 from contracts import EncodedEvent, Event
@@ -290,3 +291,37 @@ async def test_a_batch_that_fails_on_the_way_is_retried_not_skipped_R18_dlq(
     assert Counter(await campaigns(api, db, pid)) == {f"t{n}": 1 for n in range(5)}
     dead = await read_all(kafka_bootstrap, topics[1])
     assert [(r.key, r.value) for r in dead] == [(b"bad", b"{broken")]
+
+
+async def test_named_members_are_static_and_leave_when_they_stop(
+    api: Api, kafka_bootstrap: str, topics: tuple[str, str]
+) -> None:
+    """`profiles intake --workers N` names its members (PROFILES_GROUP_INSTANCE): static group
+    members (KIP-345), so a restarted one takes its partitions back without a rebalance. One
+    that stops cleanly still leaves at once, so the others need not wait out its session."""
+    group = f"static.{uuid.uuid4().hex[:8]}"
+    stops = [asyncio.Event(), asyncio.Event()]
+    procs = [
+        processor(api, kafka_bootstrap, topics, group, group_instance=f"host-intake-0-{i}")
+        for i in range(2)
+    ]
+    async with running(procs[0], stops[0]) as first, running(procs[1], stops[1]):
+        deadline = time.monotonic() + 60
+        while len(members := await group_members(kafka_bootstrap, group)) < 2:
+            assert not first.done(), members
+            assert time.monotonic() < deadline, members
+            await asyncio.sleep(0.1)
+        # a static member's id is its name and a suffix; the topic is part of the name
+        names = sorted(m.rsplit("-", 5)[0] for m in members)
+        assert names == [f"host-intake-0-{i}.{topics[0]}" for i in range(2)]
+    assert await group_members(kafka_bootstrap, group) == []
+
+
+async def group_members(bootstrap: str, group: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    return [member[0] for member in described.groups[0][5]]
