@@ -44,7 +44,11 @@ from services.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-RESTART_DELAY_S = 1.0
+# seconds before a dead member is forked again, by how many times in a row it died: its
+# partitions wait (a static member gets them back as soon as it is up), while a member that
+# dies at once again and again must not spin the supervisor
+RESTART_DELAYS_S = (0.1, 0.5, 2.0, 5.0)
+STABLE_AFTER_S = 30.0  # a member that lived this long before dying starts the count again
 # one member's work, given its index, run in a forked child; may raise SystemExit
 Member = Callable[[int], object]
 
@@ -58,6 +62,9 @@ class Supervisor:
     grace_s: float = 30.0
     _children: list[int] = field(default_factory=list)  # pids, by worker index
     _stopping: bool = False
+    _started: list[float] = field(default_factory=list)  # when each was forked (monotonic)
+    _deaths: list[int] = field(default_factory=list)  # deaths in a row, by worker index
+    _due: dict[int, float] = field(default_factory=dict)  # dead index -> when to fork it
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,20 +73,34 @@ class Supervisor:
         # writes to those objects' headers (which would copy their pages one by one)
         gc.collect()
         gc.freeze()
+        self._deaths = [0] * self.count
+        self._started = [0.0] * self.count
         self._children = [self._spawn(i) for i in range(self.count)]
         try:
             while not self._stopping:
-                for i, pid in enumerate(self._children):
-                    code = _reap(pid)
-                    if code is not None and not self._stopping:
-                        # a crashed member loses its partitions to the others until it is back
-                        log.warning("workers.restart", worker=i, exit_code=code)
-                        time.sleep(RESTART_DELAY_S)
-                        self._children[i] = self._spawn(i)
-                time.sleep(0.2)
+                self._restart_the_dead()
+                time.sleep(0.05)
         finally:
             self._terminate()
         return 0
+
+    def _restart_the_dead(self) -> None:
+        now = time.monotonic()
+        for i, pid in enumerate(self._children):
+            if i in self._due:
+                if now >= self._due[i] and not self._stopping:
+                    del self._due[i]
+                    self._children[i] = self._spawn(i)
+                continue
+            code = _reap(pid)
+            if code is None or self._stopping:
+                continue
+            if now - self._started[i] >= STABLE_AFTER_S:
+                self._deaths[i] = 0
+            delay = RESTART_DELAYS_S[min(self._deaths[i], len(RESTART_DELAYS_S) - 1)]
+            self._deaths[i] += 1
+            self._due[i] = now + delay
+            log.warning("workers.restart", worker=i, exit_code=code, in_s=delay)
 
     def _spawn(self, index: int) -> int:
         if threading.active_count() > 1:  # a fork would copy a lock another thread may hold
@@ -90,6 +111,7 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the member: never returns into the supervisor's code
             os._exit(_run_member(self.member, supervisor, index))
+        self._started[index] = time.monotonic()
         log.info("workers.started", worker=index, pid=pid)
         return pid
 
@@ -97,7 +119,9 @@ class Supervisor:
         self._stopping = True
 
     def _terminate(self) -> None:
-        running = [pid for pid in self._children if _reap(pid) is None]
+        running = [
+            pid for i, pid in enumerate(self._children) if i not in self._due and _reap(pid) is None
+        ]
         for pid in running:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s

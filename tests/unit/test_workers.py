@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -120,3 +121,41 @@ def test_a_killed_supervisors_slot_is_free_again(tmp_path: Path) -> None:
     freed, held = claim_slot("projector", tmp_path)  # the kernel released the dead one's lock
     assert freed == 0
     held.close()
+
+
+_FAILING = """
+import os, sys, time
+from services.workers import Supervisor
+
+def member(index):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{time.monotonic()}\\n")
+    sys.exit(3)  # dies at once, every time
+
+sys.exit(Supervisor(member, 1, grace_s=5).run())
+"""
+
+
+def test_a_member_that_keeps_dying_is_restarted_at_once_then_less_and_less_often(
+    tmp_path: Path,
+) -> None:
+    """The first restart comes after 0.1 s (a static member's partitions wait for it), the
+    next ones after 0.5 s, 2 s, then 5 s: a member that dies at once cannot spin the box."""
+    forks = tmp_path / "forks"
+    supervisor = subprocess.Popen([sys.executable, "-c", _FAILING, str(forks)])
+    try:
+        for _ in range(200):
+            times = [float(t) for t in forks.read_text().split()] if forks.exists() else []
+            if len(times) >= 4:
+                break
+            time.sleep(0.05)
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(10) == 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(gaps) >= 3, times
+    assert gaps[0] < 0.45  # 0.1 s, and the supervisor's 0.05 s rounds
+    assert 0.45 <= gaps[1] < 1.2
+    assert gaps[2] >= 1.9
