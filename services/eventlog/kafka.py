@@ -265,6 +265,11 @@ class KafkaLogConsumer:
         await stop_leaving(self._consumer)
 
     async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
+        unsought = [
+            tp.partition for tp in self._consumer.assignment() if tp.partition not in self._sought
+        ]
+        if unsought:  # assigned, but reading its checkpoints failed (the database away): again
+            await self.seek_assigned(unsought)
         records = self._records(
             await self._consumer.getmany(timeout_ms=int(max_wait * 1000), max_records=max_records)
         )
@@ -279,13 +284,17 @@ class KafkaLogConsumer:
             records += more
         return records
 
-    @staticmethod
     def _records(
-        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> list[LogRecord]:
+        """The records of partitions sought to their checkpoints: one assigned but not sought
+        yet (its checkpoints unread, or a poll that beat the seek) was read from where the group
+        left it or from the log's start; its records come again from the checkpoint."""
+        sought = self._sought
         return [
             LogRecord(tp.partition, m.offset, m.key, m.value)
             for tp, messages in batches.items()
+            if tp.partition in sought
             for m in messages
         ]
 
@@ -301,12 +310,7 @@ class KafkaLogConsumer:
         self._sought.difference_update(partitions)
 
     def assignment(self) -> frozenset[int]:
-        """The assigned partitions already sought to their checkpoints: records of one assigned
-        but not sought yet come from where the group left it (or the log's start), and are
-        the owner's to drop (a restarted static member's first poll could beat its seek)."""
-        return frozenset(
-            tp.partition for tp in self._consumer.assignment() if tp.partition in self._sought
-        )
+        return frozenset(tp.partition for tp in self._consumer.assignment())
 
 
 def static_name(instance: str | None, topic: str) -> str | None:

@@ -138,6 +138,7 @@ class PostgresLogConsumer:
         self._on_assign = on_assign
         self._next = 0
         self._assigned: frozenset[int] = frozenset()
+        self._locked = False  # holds the group's advisory lock (once, however many tries)
         self._conn: asyncpg.Connection | None = None
         self._woken = asyncio.Event()
 
@@ -150,13 +151,14 @@ class PostgresLogConsumer:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.remove_listener(_CHANNEL, self._wake)
-                if self._assigned:
+                if self._locked:
                     await self._conn.execute(
                         "SELECT pg_advisory_unlock(hashtext($1))", f"eventlog:{self._group}"
                     )
             await self._pool.release(self._conn)
             self._conn = None
         self._assigned = frozenset()
+        self._locked = False
 
     async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
         if not await self._ensure_assigned(max_wait):
@@ -181,14 +183,18 @@ class PostgresLogConsumer:
         if self._assigned:
             return True
         assert self._conn is not None, "start() first"
-        got = await self._conn.fetchval(
-            "SELECT pg_try_advisory_lock(hashtext($1))", f"eventlog:{self._group}"
-        )
-        if not got:  # another process of this group is active: stand by
-            await asyncio.sleep(max_wait)
-            return False
-        self._assigned = frozenset({0})
+        if not self._locked:
+            got = await self._conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", f"eventlog:{self._group}"
+            )
+            if not got:  # another process of this group is active: stand by
+                await asyncio.sleep(max_wait)
+                return False
+            self._locked = True
+        # assigned only once its position is read: a failed read is tried again at the next
+        # poll, rather than reading from wherever the consumer stood
         self._next = (await self._on_assign([0]))[0]
+        self._assigned = frozenset({0})
         return True
 
     async def _read(self, max_records: int) -> list[LogRecord]:

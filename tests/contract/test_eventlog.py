@@ -169,6 +169,39 @@ class EventLogContract:
         assert [r.offset for r in records] == [p.offset for p in positions[6:]]
         assert extra == []
 
+    async def test_a_position_unreadable_at_assignment_is_read_again_before_records(
+        self, log: EventLog
+    ) -> None:
+        """The checkpoints are read when partitions are assigned; if that fails (the database
+        away), the consumer reads them again before it hands out any record, never delivering
+        from elsewhere (the log's start, the group's last position)."""
+        pid = uuid.uuid4()
+        positions = await log.append([imported(pid, i) for i in range(10)])
+        partition, resume_at = positions[0].partition, positions[6].offset
+        calls = 0
+
+        async def on_assign(partitions: Sequence[int]) -> dict[int, int]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise OSError("the database is away")
+            return {p: resume_at if p == partition else 0 for p in partitions}
+
+        consumer = log.consumer(f"g-{uuid.uuid4().hex}", on_assign)
+        await consumer.start()
+        got: list[LogRecord] = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(got) < 4 and time.monotonic() < deadline:
+                try:
+                    got += await consumer.poll(1000, 0.2)
+                except OSError:
+                    continue  # a poll may fail while the positions cannot be read
+        finally:
+            await consumer.stop()
+        assert calls >= 2
+        assert [r.offset for r in got] == [p.offset for p in positions[6:]]
+
     async def test_what_was_not_advanced_is_delivered_again(self, log: EventLog) -> None:
         await log.append([imported(uuid.uuid4(), i) for i in range(8)])
         group = f"g-{uuid.uuid4().hex}"
