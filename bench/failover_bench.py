@@ -18,14 +18,13 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.projector_bench import SCHEMA, build_events
+from bench.projector_bench import SCHEMA, build_events, workers_process
 from projections import read_models
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
@@ -50,17 +49,9 @@ async def run(args: argparse.Namespace, database_url: str, bootstrap: str) -> di
                     await log.append(events[start : start + 5000])
             finally:
                 await log.stop()
-            env = dict(
-                os.environ,
-                DATABASE_URL=url,
-                KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                PROFILES_EVENTS_TOPIC=topic,
-                PROFILES_READ_SCHEMA=SCHEMA,
-                PROFILES_KAFKA_PARTITIONS=str(args.partitions),
-                PROFILES_LOG_FORMAT="json",
+            command, env = workers_process(
+                url, bootstrap, topic, args.partitions, 2, args.batch, args.batch
             )
-            command = [sys.executable, "-m", "services", "projector", "--workers", "2"]
-            command += ["--batch-size", str(args.batch), "--max-batch", str(args.batch)]
             with args.log.open("w") as out:
                 child = await asyncio.create_subprocess_exec(
                     *command, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT

@@ -411,6 +411,30 @@ async def run_projector(
     return ended - began, ended - (watched.first or began), projector.stats.batches
 
 
+def workers_process(
+    url: str,
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    workers: int,
+    batch_size: int,
+    max_batch: int,
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of `profiles projector --workers N` on this topic."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        PROFILES_EVENTS_TOPIC=topic,
+        PROFILES_READ_SCHEMA=SCHEMA,
+        PROFILES_KAFKA_PARTITIONS=str(partitions),
+        PROFILES_LOG_FORMAT="json",
+    )
+    command = [sys.executable, "-m", "services", "projector", "--workers", str(workers)]
+    command += ["--batch-size", str(batch_size), "--max-batch", str(max_batch)]
+    return command, env
+
+
 async def run_workers(
     pool: asyncpg.Pool,
     url: str,
@@ -423,17 +447,9 @@ async def run_workers(
 
     The checkpoint moves in the same transaction as the batch, so covered means applied.
     """
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        PROFILES_EVENTS_TOPIC=topic,
-        PROFILES_READ_SCHEMA=SCHEMA,
-        PROFILES_KAFKA_PARTITIONS=str(args.partitions),
-        PROFILES_LOG_FORMAT="json",
+    command, env = workers_process(
+        url, bootstrap, topic, args.partitions, args.workers, args.batch_size, args.max_batch
     )
-    command = [sys.executable, "-m", "services", "projector", "--workers", str(args.workers)]
-    command += ["--batch-size", str(args.batch_size), "--max-batch", str(args.max_batch)]
     began = time.perf_counter()
     child = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
