@@ -27,7 +27,7 @@ _RAND_B_BITS = 62
 
 def new_id() -> UUID:
     """A fresh id: this millisecond, then 74 random bits (from the OS, safe after a fork)."""
-    return _v7(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
+    return id_at(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
 
 
 def derived_id(base: UUID, n: int) -> UUID:
@@ -42,16 +42,12 @@ def derived_id(base: UUID, n: int) -> UUID:
     if base.version != 7:
         return uuid.uuid5(base, str(n))
     digest = hashlib.blake2b(base.bytes + n.to_bytes(8, "big"), digest_size=10).digest()
-    return _v7(base.int >> (128 - _MS_BITS), int.from_bytes(digest, "big"))
+    return id_at(base.int >> (128 - _MS_BITS), int.from_bytes(digest, "big"))
 
 
 def id_at(ms: int, random_bits: int) -> UUID:
-    """The id made at Unix millisecond `ms` with these random bits (for benchmarks and tests
-    that build events as the service would have made them)."""
-    return _v7(ms, random_bits)
-
-
-def _v7(ms: int, random_bits: int) -> UUID:
+    """The id made at Unix millisecond `ms` with these random bits (the low 74 are used); also
+    for benchmarks and tests that build events as the service would have made them."""
     rand_a = (random_bits >> _RAND_B_BITS) & ((1 << _RAND_A_BITS) - 1)
     rand_b = random_bits & ((1 << _RAND_B_BITS) - 1)
     value = (

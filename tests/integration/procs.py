@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,3 +75,14 @@ async def logged(path: Path, event: str, within: float = 60.0) -> bool:
 
 def _has(path: Path, text: str) -> bool:
     return path.exists() and text in path.read_text()
+
+
+async def group_members(bootstrap: str, group: str) -> list[str]:
+    """The member ids of a Kafka consumer group (a static member's starts with its name)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    return [member[0] for member in described.groups[0][5]]

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from structlog.testing import capture_logs
 
 from contracts import EncodedEvent, Event
@@ -24,6 +23,7 @@ from services.intake_processor import IntakeProcessor
 from services.publisher import Publisher, partition_key
 from tests.api import Api
 from tests.events import history, new_profile
+from tests.integration.procs import group_members
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -315,13 +315,3 @@ async def test_named_members_are_static_and_leave_when_they_stop(
         names = sorted(m.rsplit("-", 5)[0] for m in members)
         assert names == [f"host-intake-0-{i}.{topics[0]}" for i in range(2)]
     assert await group_members(kafka_bootstrap, group) == []
-
-
-async def group_members(bootstrap: str, group: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    return [member[0] for member in described.groups[0][5]]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import Event
 from projections.migrate import migrate
@@ -22,7 +21,7 @@ from services.eventlog.kafka import KafkaLog
 from services.runtime import create_pool
 from services.settings import Settings
 from tests.factories import imported, updated
-from tests.integration.procs import kill, start_profiles, terminate, wait_for
+from tests.integration.procs import group_members, kill, start_profiles, terminate, wait_for
 from tests.pg import fresh_database
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -118,11 +117,15 @@ async def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         publishing.cancel()
 
 
-def assignments(path: Path) -> list[set[int]]:
-    """Partition sets a projector process was assigned, in order, from its JSON log."""
+def assignments(path: Path, after: str = "") -> list[set[int]]:
+    """Partition sets a projector process was assigned, in order, from its JSON log (only
+    those logged after the first line holding `after`, if given)."""
+    text = path.read_text()
+    if after:
+        text = text[text.index(after) :]
     return [
         {int(p) for p in json.loads(line)["checkpoints"]}
-        for line in path.read_text().splitlines()
+        for line in text.splitlines()
         if '"projector.assigned"' in line
     ]
 
@@ -238,13 +241,7 @@ async def test_a_restarted_member_takes_its_partitions_back_at_once(
         await assert_exactly_once(stage.pool)
         took = time.monotonic() - killed
         assert took < 6, f"the rest took {took:.1f} s after the kill{_tail(path)}"
-        text = path.read_text()
-        after_restart = text[text.index('"workers.restart"') :]
-        replacement = [
-            {int(p) for p in json.loads(line)["checkpoints"]}
-            for line in after_restart.splitlines()
-            if '"projector.assigned"' in line
-        ]
+        replacement = assignments(path, after='"workers.restart"')
         # after the restart only the replacement was assigned (its partitions, maybe sought
         # again): the survivor was never reassigned, as a rebalance would have done
         assert replacement, _tail(path)
@@ -253,16 +250,6 @@ async def test_a_restarted_member_takes_its_partitions_back_at_once(
     finally:
         assert terminate(supervisor) == 0, _tail(path)
     # stopped cleanly, static members leave at once: no partition waits out their session
-    assert await group_members_of(stage, "read_models") == [], _tail(path)
-
-
-async def group_members_of(stage: Stage, group: str) -> list[str]:
-    """Member ids of `group` that consume this stage's topic (static names end with it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stage.env["KAFKA_BOOTSTRAP_SERVERS"])
-    await admin.start()
-    try:
-        (described,) = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    topic = stage.env["PROFILES_EVENTS_TOPIC"]
-    return [member[0] for member in described.groups[0][5] if topic in member[0]]
+    members = await group_members(stage.env["KAFKA_BOOTSTRAP_SERVERS"], "read_models")
+    topic = stage.env["PROFILES_EVENTS_TOPIC"]  # a static name ends with its topic
+    assert [m for m in members if topic in m] == [], _tail(path)
