@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import Event
+from contracts import Event, RelationAdded, RelationRemoved
 from projections import plain
 
 _SEGMENT_IN = (
@@ -105,6 +105,16 @@ def _statement(e: Any) -> tuple[str, tuple[Any, ...]]:
     if e.type == "relation.added":
         return _RELATION_IN, (pid, d.other_profile_id, d.relation_type, at)
     return _RELATION_OUT, (pid, d.other_profile_id, d.relation_type)
+
+
+def other_profile(event: Event) -> UUID | None:
+    """The second profile an event names besides its subject: a relation's other side."""
+    if isinstance(event, RelationAdded | RelationRemoved):
+        return event.data.other_profile_id
+    return None
+
+
+RELATION_TYPES = frozenset({"relation.added", "relation.removed"})
 
 
 async def _forget(conn: asyncpg.Connection, gone: list[UUID]) -> None:
