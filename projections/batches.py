@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 
 from contracts import Event
 from domain.identity import distinct
-from projections import checkpoints
+from projections import checkpoints, plain
 
 Project = Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]]
 
@@ -23,6 +24,7 @@ class DeadLetter:
     offset: int
     reason: str
     payload: bytes
+    profiles: tuple[UUID, ...] = ()  # whom its bytes are about, as far as they tell (R26)
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,32 @@ async def _bury(
     conn: asyncpg.Connection, projection: str, topic: str, dead: Sequence[DeadLetter]
 ) -> None:
     await conn.execute(
-        'INSERT INTO dead_letters (projection, topic, partition, "offset", reason, payload) '
-        "SELECT $1, $2, p, o, r, b FROM unnest($3::int[], $4::bigint[], $5::text[], $6::bytea[]) "
-        "AS d(p, o, r, b) ON CONFLICT DO NOTHING",
+        "INSERT INTO dead_letters "
+        '(projection, topic, partition, "offset", reason, payload, profiles) '
+        "SELECT $1, $2, p, o, r, b, string_to_array(n, ',')::uuid[] "
+        "FROM unnest($3::int[], $4::bigint[], $5::text[], $6::bytea[], $7::text[]) "
+        "AS d(p, o, r, b, n) ON CONFLICT DO NOTHING",
         projection,
         topic,
         [d.partition for d in dead],
         [d.offset for d in dead],
         [d.reason for d in dead],
         [d.payload for d in dead],
+        [",".join(map(str, d.profiles)) for d in dead],  # arrays of unequal length: as text
     )
+
+
+async def forget_dead_letters(conn: asyncpg.Connection, profile_ids: Sequence[UUID]) -> None:
+    """Delete the dead letters about deleted profiles: their bytes hold personal data (R26)."""
+    await conn.execute("DELETE FROM dead_letters WHERE profiles && $1::uuid[]", list(profile_ids))
+
+
+async def dead_letters_of(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:
+    """The dead letters about a profile, for a personal data export (R27): the bytes as text
+    (an event is JSON; bytes that are not UTF-8 show as replacement characters)."""
+    rows = await conn.fetch(
+        'SELECT projection, topic, partition, "offset", reason, received_at, payload '
+        "FROM dead_letters WHERE profiles @> ARRAY[$1::uuid] ORDER BY id",
+        profile_id,
+    )
+    return [{**plain.row(r), "payload": bytes(r["payload"]).decode(errors="replace")} for r in rows]

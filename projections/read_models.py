@@ -9,6 +9,7 @@ import asyncpg
 
 from contracts import CURRENT_VERSIONS, Event
 from projections import databases, history, interactions, profiles, subscriptions
+from projections.batches import forget_dead_letters
 
 NAME = "read_models"
 
@@ -34,7 +35,7 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     subs: list[Event] = []
     acts: list[Event] = []
     lanes = (dbs, own, subs, acts)  # in the order of _MODELS
-    events = await _without_deleted(conn, events)
+    events, deleted = await _without_deleted(conn, events)
     for event in events:
         for lane in _ROUTES[event.type]:
             lanes[lane].append(event)
@@ -47,13 +48,18 @@ async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     await history.project(conn, events)
     if acts:
         await interactions.project(conn, acts)
+    if deleted:
+        await forget_dead_letters(conn, deleted)
 
 
 _NOTABLE = interactions.RELATION_TYPES | {"profile.deleted"}
 
 
-async def _without_deleted(conn: asyncpg.Connection, events: Sequence[Event]) -> Sequence[Event]:
-    """The batch without the events about a profile deleted before them (R26, R4).
+async def _without_deleted(
+    conn: asyncpg.Connection, events: Sequence[Event]
+) -> tuple[Sequence[Event], list[UUID]]:
+    """The batch without the events about a profile deleted before them (R26, R4), and the
+    profiles the batch deletes.
 
     The write API refuses events about a profile it cannot find, but one can still reach the
     log after the deletion (an upstream publisher, a late campaign open, a write accepted
@@ -78,14 +84,16 @@ async def _without_deleted(conn: asyncpg.Connection, events: Sequence[Event]) ->
         list(named.values()),
     )
     if not rows and not deletes:
-        return events
+        return events, []
     gone = {r["profile_id"].int for r in rows}
     kept: list[Event] = []
+    deleted: list[UUID] = []
     for event in events:
         other = interactions.other_profile(event)
         if event.subject.int in gone or (other is not None and other.int in gone):
             continue
         if event.type == "profile.deleted":  # what follows it in the batch is too late
             gone.add(event.subject.int)
+            deleted.append(event.subject)
         kept.append(event)
-    return kept
+    return kept, deleted

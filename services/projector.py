@@ -234,7 +234,7 @@ class Projector:
                     continue
                 record = part[0].record
                 reason = f"projection failed: {type(exc).__name__}"  # never the values
-                dead = DeadLetter(record.partition, record.offset, reason, record.value)
+                dead = _dead(part[0], reason)
                 batch = Batch(events=[], dead=[dead], moves=batch.moves, dedupe=batch.dedupe)
                 applied = await self._apply(batch)
                 log.error("projector.buried", projection=self.name, offset=record.offset)
@@ -273,6 +273,7 @@ class Decoded(NamedTuple):
     record: LogRecord
     event: Event | None  # None: a dead letter, for `reason`
     reason: str = ""
+    subject: UUID | None = None  # of an event refused for its key
 
 
 def _decoded(records: Sequence[LogRecord]) -> list[Decoded]:
@@ -287,7 +288,7 @@ def _decoded(records: Sequence[LogRecord]) -> list[Decoded]:
         if not keyed_by_subject(record.key, event.subject):
             # A record keyed otherwise may sit in another partition than its profile's others,
             # which would break per-profile order: refuse it rather than fold it out of order.
-            out.append(Decoded(record, None, "key is not the subject"))
+            out.append(Decoded(record, None, "key is not the subject", event.subject))
             continue
         out.append(Decoded(record, event))
     return out
@@ -320,8 +321,26 @@ def _batch(records: Sequence[Decoded], expected: dict[int, int], *, dedupe: bool
         record = d.record
         last[record.partition] = record.offset
         if d.event is None:
-            dead.append(DeadLetter(record.partition, record.offset, d.reason, record.value))
+            dead.append(_dead(d, d.reason))
         else:
             events.append(d.event)
     moves = {p: (expected.get(p, 0), offset + 1) for p, offset in last.items()}
     return Batch(events=events, dead=dead, moves=moves, dedupe=dedupe)
+
+
+def _dead(decoded: Decoded, reason: str) -> DeadLetter:
+    """A record as a dead letter, naming the profiles its bytes are about: its key's, and the
+    subject of an event refused for its key (R26 deletes them with the profile)."""
+    record = decoded.record
+    named = [p for p in (_profile_in(record.key), decoded.subject) if p is not None]
+    return DeadLetter(
+        record.partition, record.offset, reason, record.value, tuple(dict.fromkeys(named))
+    )
+
+
+def _profile_in(key: bytes | None) -> UUID | None:
+    """The profile id a record's key names, or None for a key that is none."""
+    try:
+        return UUID(key.decode()) if key else None
+    except (UnicodeDecodeError, ValueError):
+        return None

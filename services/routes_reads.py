@@ -27,6 +27,7 @@ from domain.history import KINDS
 from domain.identity import md5_id, normalise_email, normalise_phone, placeholder_email, xxh_id
 from domain.profile import ProfileState
 from projections import history, interactions, profiles, subscriptions
+from projections.batches import dead_letters_of
 from services import auth, identity, structure
 from services.http_common import (
     ProblemResponse,
@@ -169,6 +170,7 @@ async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> 
                 "subscription_ledger": await subscriptions.raw_ledger(conn, profile_id),
                 "history": await history.raw(conn, profile_id),
                 **await interactions.raw(conn, profile_id),
+                "dead_letters": await dead_letters_of(conn, profile_id),
             },
             "ingest": await identity.raw(conn, profile_id),
         }

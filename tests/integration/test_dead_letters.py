@@ -12,9 +12,10 @@ import pytest
 
 from contracts import Event, encode
 from projections import read_models
+from projections.batches import dead_letters_of
 from services.eventlog.port import EventLog
 from services.projector import Projector
-from tests.factories import imported
+from tests.factories import deleted, imported
 from tests.integration.procs import wait_for
 from tests.pg import migrated_pool
 
@@ -103,3 +104,43 @@ async def test_an_event_a_projection_cannot_apply_is_buried_and_the_rest_applied
     assert runner.stats.applied == 1000
     # record by record would have been 1,000 transactions; halving needs about two a level
     assert isolating <= 2 * math.ceil(math.log2(1000)) + 4
+
+
+@pytest.mark.postgres
+async def test_dead_letters_about_a_deleted_profile_go_with_it_R26_R27(
+    log: EventLog, pool: asyncpg.Pool
+) -> None:
+    """A dead letter keeps the original bytes, personal data included: it names the profiles
+    it is about (its key's, and the subject of an event refused for its key), an export shows
+    it (R27), and deleting the profile deletes it (R26). Others' dead letters stay."""
+    gone, kept = uuid.uuid4(), uuid.uuid4()
+    refused = imported(gone, 0, email="gone@example.com")
+    await log.append([imported(gone, 0), imported(kept, 0)])
+    await log.append_raw(str(gone).encode(), b'{"email": "gone@example.com"')
+    await log.append_raw(str(kept).encode(), encode(refused))  # about `gone`, keyed as `kept`
+    await log.append_raw(str(kept).encode(), b"{kept's own}")
+    await log.append_raw(b"not a profile id", b"{nobody's}")
+
+    stop = asyncio.Event()
+    runner = Projector(pool, log, read_models.NAME, read_models.project, poll_timeout=0.1)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        buried = "SELECT count(*) FROM dead_letters"
+        assert await wait_for(pool, buried, lambda n: n == 4, 30) == 4
+        async with pool.acquire() as conn:
+            exported = await dead_letters_of(conn, gone)
+        await log.append([deleted(gone, 5)])
+        tombstone = "SELECT count(*) FROM profile_tombstones WHERE profile_id = $1"
+        assert await wait_for(pool, tombstone, lambda n: n == 1, 30, gone) == 1
+    finally:
+        stop.set()
+        await task
+    assert [(d["reason"], d["payload"]) for d in exported] == [
+        ("not JSON: JSONDecodeError at position 28", '{"email": "gone@example.com"'),
+        ("key is not the subject", encode(refused).decode()),
+    ]
+    left = await pool.fetch('SELECT payload, profiles FROM dead_letters ORDER BY "offset"')
+    assert [(bytes(r["payload"]), r["profiles"]) for r in left] == [
+        (b"{kept's own}", [kept]),
+        (b"{nobody's}", []),
+    ]

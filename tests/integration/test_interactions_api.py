@@ -158,6 +158,7 @@ async def test_export_holds_every_read_model_and_ingest_row_of_the_profile_R27(a
     assert [(r["other_profile_id"], r["direction"]) for r in models["relations"]] == [
         (other, "out")
     ]
+    assert models["dead_letters"] == []  # none about this profile (one would show its bytes)
     kinds = [h["type"] for h in models["history"]]  # the whole timeline, oldest first
     assert kinds[0] == "profile.imported"
     assert {"segment.entered", "order.recorded", "campaign.hard_bounced"} <= set(kinds)
