@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from contracts import CURRENT_VERSIONS, Event
 from projections import databases, history, interactions, profiles, subscriptions
 from projections.batches import forget_dead_letters
 
 NAME = "read_models"
+
+log = structlog.get_logger(__name__)
 
 # the read models that take only some event types, each declaring them (`HANDLES`); the
 # timeline takes every event
@@ -88,12 +91,16 @@ async def _without_deleted(
     gone = {r["profile_id"].int for r in rows}
     kept: list[Event] = []
     deleted: list[UUID] = []
+    dropped: dict[str, int] = {}
     for event in events:
         other = interactions.other_profile(event)
         if event.subject.int in gone or (other is not None and other.int in gone):
+            dropped[event.type] = dropped.get(event.type, 0) + 1
             continue
         if event.type == "profile.deleted":  # what follows it in the batch is too late
             gone.add(event.subject.int)
             deleted.append(event.subject)
         kept.append(event)
+    if dropped:  # consumed on purpose, never silently: how many of each type, no ids
+        log.info("read_models.deleted_profiles_events_dropped", types=dropped)
     return kept, deleted

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from bench.subscription_bench import Workload
 from contracts import Event, RelationAdded, RelationData, SegmentData, SegmentEntered
@@ -95,7 +96,10 @@ async def test_events_after_a_deletion_bring_nothing_back_R26_R4(
     database_url: str, size: int
 ) -> None:
     async with migrated_pool(database_url) as pool, pool.acquire() as conn:
-        await _project(conn, _stream(), size)
+        with capture_logs() as logs:
+            await _project(conn, _stream(), size)
+        dropped = [e for e in logs if e["event"] == "read_models.deleted_profiles_events_dropped"]
+        assert sum(n for e in dropped for n in e["types"].values()) == len(_late(20))
         assert set((await _counts(conn, GONE)).values()) == {0}, await _counts(conn, GONE)
         assert await conn.fetchval("SELECT count(*) FROM profiles WHERE profile_id = $1", KEPT)
         assert await conn.fetchval(
