@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
@@ -14,6 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from services.runtime import run_loop
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -81,7 +82,7 @@ def run(name: str, bench: Callable[[str], Coroutine[Any, Any, dict[str, Any]]]) 
     if not server:
         print("DATABASE_URL is not set: see bench/README.md", file=sys.stderr)
         return 2
-    result = asyncio.run(bench(server))
+    result = run_loop(bench(server))  # the loop the service's roles run on
     OUT_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT_DIR / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")

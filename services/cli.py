@@ -240,7 +240,8 @@ def rebuild_projections(
             f"switch with PROFILES_READ_SCHEMA={done.schema} and restart the readers and projector"
         )
 
-    asyncio.run(run())
+    tune_gc()  # a replay is the projector's work at its heaviest: the same loop and collector
+    run_loop(run())
 
 
 @app.command("import")
