@@ -110,12 +110,20 @@ async def _first_seen(
 async def _bury(
     conn: asyncpg.Connection, projection: str, topic: str, dead: Sequence[DeadLetter]
 ) -> None:
+    """Keep the dead letters with their reasons; one about a profile already deleted keeps its
+    place and reason but not its bytes, which hold that profile's data (R26)."""
     await conn.execute(
         "INSERT INTO dead_letters "
         '(projection, topic, partition, "offset", reason, payload, profiles) '
-        "SELECT $1, $2, p, o, r, b, string_to_array(n, ',')::uuid[] "
+        "SELECT $1, $2, p, o, "
+        "  CASE WHEN erased THEN r || ' (payload erased: its profile is deleted)' ELSE r END, "
+        "  CASE WHEN erased THEN ''::bytea ELSE b END, named "
         "FROM unnest($3::int[], $4::bigint[], $5::text[], $6::bytea[], $7::text[]) "
-        "AS d(p, o, r, b, n) ON CONFLICT DO NOTHING",
+        "  AS d(p, o, r, b, n), "
+        "LATERAL (SELECT string_to_array(n, ',')::uuid[] AS named) AS l, "
+        "LATERAL (SELECT EXISTS (SELECT 1 FROM profile_tombstones t "
+        "  WHERE t.profile_id = ANY(named)) AS erased) AS e "
+        "ON CONFLICT DO NOTHING",
         projection,
         topic,
         [d.partition for d in dead],

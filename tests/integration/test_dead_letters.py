@@ -112,7 +112,8 @@ async def test_dead_letters_about_a_deleted_profile_go_with_it_R26_R27(
 ) -> None:
     """A dead letter keeps the original bytes, personal data included: it names the profiles
     it is about (its key's, and the subject of an event refused for its key), an export shows
-    it (R27), and deleting the profile deletes it (R26). Others' dead letters stay."""
+    it (R27), and deleting the profile deletes it (R26); one buried after the deletion keeps
+    its place and reason but not its bytes. Others' dead letters stay."""
     gone, kept = uuid.uuid4(), uuid.uuid4()
     refused = imported(gone, 0, email="gone@example.com")
     await log.append([imported(gone, 0), imported(kept, 0)])
@@ -132,6 +133,8 @@ async def test_dead_letters_about_a_deleted_profile_go_with_it_R26_R27(
         await log.append([deleted(gone, 5)])
         tombstone = "SELECT count(*) FROM profile_tombstones WHERE profile_id = $1"
         assert await wait_for(pool, tombstone, lambda n: n == 1, 30, gone) == 1
+        await log.append_raw(str(gone).encode(), b'{"late": "gone@example.com"')
+        assert await wait_for(pool, buried, lambda n: n == 3, 30) == 3
     finally:
         stop.set()
         await task
@@ -139,8 +142,10 @@ async def test_dead_letters_about_a_deleted_profile_go_with_it_R26_R27(
         ("not JSON: JSONDecodeError at position 28", '{"email": "gone@example.com"'),
         ("key is not the subject", encode(refused).decode()),
     ]
-    left = await pool.fetch('SELECT payload, profiles FROM dead_letters ORDER BY "offset"')
+    left = await pool.fetch('SELECT reason, payload, profiles FROM dead_letters ORDER BY "offset"')
     assert [(bytes(r["payload"]), r["profiles"]) for r in left] == [
         (b"{kept's own}", [kept]),
         (b"{nobody's}", []),
+        (b"", [gone]),  # buried after the deletion: its place and reason kept, not its bytes
     ]
+    assert left[2]["reason"].endswith("(payload erased: its profile is deleted)")
