@@ -74,29 +74,27 @@ async def _first_seen(
     batch), their ids now recorded as applied.
 
     Almost every id is new, so the ids are COPied first (about 40 % cheaper than an insert
-    that reports what it inserted); a duplicate makes the COPY fail inside its savepoint, and
-    only then does the insert that skips known ids run. When the COPY took every event's id,
-    the batch is returned as it is, with no second pass over it.
+    that reports what it inserted), as they come: an id already applied, or twice in the
+    batch, makes the COPY fail inside its savepoint, and only then are the ids made distinct
+    for the insert that skips known ones. When the COPY took every event's id, the batch is
+    returned as it is, with no second pass over it.
     """
-    ids = distinct(e.id for e in events)
-    if not ids:
+    if not events:
         return []
     try:
         async with conn.transaction():
             await conn.copy_records_to_table(
                 "applied_events",
-                records=[(projection, i) for i in ids],
+                records=[(projection, e.id) for e in events],
                 columns=("projection", "event_id"),
             )
-        if len(ids) == len(events):
-            return events  # all new, none twice
-        fresh = set(ids)
+        return events  # all new, none twice: the key would have refused a repeat
     except asyncpg.UniqueViolationError:
         rows = await conn.fetch(
             "INSERT INTO applied_events (projection, event_id) "
             "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
             projection,
-            ids,
+            distinct(e.id for e in events),
         )
         fresh = {r["event_id"] for r in rows}
     first: list[Event] = []
