@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import Event, ProfileDeleted, ProfileImported, ProfileStatusChanged, ProfileUpdated
-from domain.identity import distinct, md5_id, xxh_id
+from domain.identity import md5_id, xxh_id
 from domain.profile import ACTIVITY_TYPES, ProfileState, fold_all, thaw
 from projections import bulk, plain
 
@@ -103,22 +103,35 @@ async def _find(conn: asyncpg.Connection, where: str, *args: object) -> ProfileS
 
 def apply(states: Loaded, events: Sequence[Event]) -> Changes:
     """Fold the events into the states; return only what changed (None = deleted, R26)."""
-    # grouped by each subject's integer: a UUID hashes in Python code (`uuid.py`), an int in
-    # C, and this runs for every event of a batch; grouping keeps each profile's own order
+    return _fold(states, _per_profile(events))
+
+
+def _per_profile(events: Sequence[Event]) -> dict[int, list[Event]]:
+    """The batch's profile events by profile, each profile's in the log's order.
+
+    Keyed by each subject's integer: a UUID hashes in Python code (`uuid.py`), an int in C,
+    and this runs for every event of a batch.
+    """
     per_profile: dict[int, list[Event]] = {}
-    tombstones = states.tombstones
     for event in events:
-        if event.type in PROFILE_TYPES and not (tombstones and event.subject in tombstones):
+        if event.type in PROFILE_TYPES:
             if (own := per_profile.get(event.subject.int)) is None:
                 per_profile[event.subject.int] = [event]
             else:
                 own.append(event)
+    return per_profile
+
+
+def _fold(states: Loaded, per_profile: dict[int, list[Event]]) -> Changes:
     upserts: dict[UUID, ProfileState] = {}
     deletions: dict[UUID, datetime] = {}
     new: set[UUID] = set()
     narrow: set[UUID] = set()
+    tombstones = states.tombstones
     for own in per_profile.values():
         subject = own[0].subject
+        if tombstones and subject in tombstones:
+            continue
         before = states.profiles.get(subject)
         after = fold_all(before, own)
         if after is None and isinstance(own[-1], ProfileDeleted):
@@ -235,9 +248,10 @@ async def _update_activity(conn: asyncpg.Connection, states: list[ProfileState])
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     """Load, fold and write one batch: three round trips whatever its size."""
-    subjects = distinct(e.subject for e in events if e.type in PROFILE_TYPES)
-    if subjects:
-        await write(conn, apply(await load(conn, subjects), events))
+    per_profile = _per_profile(events)
+    if per_profile:
+        loaded = await load(conn, [own[0].subject for own in per_profile.values()])
+        await write(conn, _fold(loaded, per_profile))
 
 
 def _state(row: asyncpg.Record) -> ProfileState:
