@@ -73,7 +73,13 @@ def _late(seconds: int) -> list[Event]:
 
 
 def _stream() -> list[Event]:
-    before = [imported(GONE, 0, email="gone@example.com"), imported(KEPT, 1), _segment(GONE, 2)]
+    before = [
+        imported(GONE, 0, email="gone@example.com"),
+        imported(KEPT, 1),
+        _segment(GONE, 2),
+        _relation(GONE, KEPT, 3),
+        *Workload(seed=5).profile(GONE, 3, heavy=False),  # subscriptions and their ledger
+    ]
     return [*before, deleted(GONE, 10), *_late(20)]
 
 
