@@ -29,7 +29,7 @@ from contracts import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _envelope(subject: UUID, seconds: int, database_id: str = "db1") -> dict[str, Any]:
+def envelope(subject: UUID, seconds: int, database_id: str = "db1") -> dict[str, Any]:
     """The envelope attributes every test event shares: a fresh id, T0 + `seconds`."""
     return {
         "id": uuid.uuid4(),
@@ -44,21 +44,21 @@ def imported(subject: UUID, seconds: int = 0, **data: Any) -> ProfileImported:
     data.setdefault("import_mode", "api")
     data.setdefault("created", True)
     return ProfileImported(
-        **_envelope(subject, seconds),
+        **envelope(subject, seconds),
         data=ProfileImportedData(**data),
     )
 
 
 def updated(subject: UUID, seconds: int = 0, **data: Any) -> ProfileUpdated:
     return ProfileUpdated(
-        **_envelope(subject, seconds),
+        **envelope(subject, seconds),
         data=ProfileUpdatedData(**data),
     )
 
 
 def status_changed(subject: UUID, seconds: int, status: Any, cause: Any = "api") -> Any:
     return ProfileStatusChanged(
-        **_envelope(subject, seconds),
+        **envelope(subject, seconds),
         data=ProfileStatusChangedData(status=status, cause=cause),
     )
 
@@ -66,14 +66,14 @@ def status_changed(subject: UUID, seconds: int, status: Any, cause: Any = "api")
 def opened(subject: UUID, seconds: int = 0, ip: str = "81.2.69.142") -> CampaignOpened:
     """A campaign open from `ip`, located in London by the intake."""
     return CampaignOpened(
-        **_envelope(subject, seconds),
+        **envelope(subject, seconds),
         data=CampaignActionData(campaign_id="c1", ip=ip, location={"city": "London"}),
     )
 
 
 def deleted(subject: UUID, seconds: int = 0) -> ProfileDeleted:
     return ProfileDeleted(
-        **_envelope(subject, seconds),
+        **envelope(subject, seconds),
     )
 
 
@@ -84,6 +84,6 @@ def database_event(kind: str, seconds: int = 0, database_id: str = "db1", **data
         "field_removed": (FieldRemoved, FieldRemovedData),
     }[kind]
     return cls(
-        **_envelope(database_subject(database_id), seconds, database_id),
+        **envelope(database_subject(database_id), seconds, database_id),
         data=data_cls(**data),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -19,7 +18,7 @@ from structlog.testing import capture_logs
 from bench.subscription_bench import Workload
 from contracts import Event, RelationAdded, RelationData, SegmentData, SegmentEntered
 from projections import read_models
-from tests.factories import T0, deleted, imported, opened, updated
+from tests.factories import deleted, envelope, imported, opened, updated
 from tests.pg import migrated_pool
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="session")]
@@ -39,23 +38,13 @@ _TABLES = (
 )
 
 
-def _envelope(subject: uuid.UUID, seconds: int) -> dict[str, object]:
-    return {
-        "id": uuid.uuid4(),
-        "source": "/tests",
-        "time": T0 + timedelta(seconds=seconds),
-        "subject": subject,
-        "database_id": "db1",
-    }
-
-
 def _segment(subject: uuid.UUID, seconds: int) -> Event:
-    return SegmentEntered(**_envelope(subject, seconds), data=SegmentData(segment_id="s"))
+    return SegmentEntered(**envelope(subject, seconds), data=SegmentData(segment_id="s"))
 
 
 def _relation(subject: uuid.UUID, other: uuid.UUID, seconds: int) -> Event:
     data = RelationData(relation_type="like", other_profile_id=other)
-    return RelationAdded(**_envelope(subject, seconds), data=data)
+    return RelationAdded(**envelope(subject, seconds), data=data)
 
 
 def _late(seconds: int) -> list[Event]:
