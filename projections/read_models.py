@@ -78,10 +78,10 @@ async def _without_deleted(
         subject = event.subject
         named[subject.int] = subject
         if event.type in _NOTABLE:  # rare: one set lookup for all the others
-            if (other := interactions.other_profile(event)) is not None:
-                named[other.int] = other
-            else:
+            if event.type == "profile.deleted":
                 deletes = True
+            elif (other := interactions.other_profile(event)) is not None:
+                named[other.int] = other
     rows = await conn.fetch(
         "SELECT profile_id FROM profile_tombstones WHERE profile_id = ANY($1::uuid[])",
         list(named.values()),
