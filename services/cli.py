@@ -225,23 +225,39 @@ def rebuild_projections(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Records of the first batch.")] = 5000,
     max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = CATCH_UP_BATCH,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes replaying at once, splitting the partitions (needs --kafka and "
+            "--database-url).",
+        ),
+    ] = 1,
 ) -> None:
     """Replay the whole log into a new schema; then switch with PROFILES_READ_SCHEMA."""
-    from services.rebuild import rebuild
+    from services.rebuild import RebuildRefusedError, Rebuilt, rebuild, rebuild_in_processes
 
-    async def run() -> None:
-        rt = await open_runtime(_settings(database_url, kafka, data_dir))
+    settings = _settings(database_url, kafka, data_dir)
+
+    async def run() -> Rebuilt:
+        rt = await open_runtime(settings)
         try:
-            done = await rebuild(rt, into, batch_size, max_batch)
+            return await rebuild(rt, into, batch_size, max_batch)
         finally:
             await rt.close()
-        typer.echo(
-            f"rebuilt {done.events} events into schema {done.schema!r} in {done.seconds:.1f} s; "
-            f"switch with PROFILES_READ_SCHEMA={done.schema} and restart the readers and projector"
-        )
 
-    tune_gc()  # a replay is the projector's work at its heaviest: the same loop and collector
-    run_loop(run())
+    try:
+        if workers > 1:
+            done = rebuild_in_processes(settings, into, workers, batch_size, max_batch)
+        else:
+            tune_gc()  # a replay is the projector's work at its heaviest: the same loop and GC
+            done = run_loop(run())
+    except RebuildRefusedError as exc:  # the live schema as target, --workers without Kafka
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(
+        f"rebuilt {done.events} events into schema {done.schema!r} in {done.seconds:.1f} s; "
+        f"switch with PROFILES_READ_SCHEMA={done.schema} and restart the readers and projector"
+    )
 
 
 @app.command("import")

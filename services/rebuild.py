@@ -10,7 +10,9 @@ schema's checkpoints.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,10 +20,16 @@ import structlog
 
 from projections import checkpoints, read_models
 from projections.migrate import migrate
+from services.logging import configure
 from services.projector import CATCH_UP_BATCH, Projector
-from services.runtime import Runtime, create_pool
+from services.runtime import Runtime, create_pool, open_runtime, run_loop, tune_gc
+from services.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class RebuildRefusedError(ValueError):
+    """A rebuild that cannot start as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,72 @@ async def rebuild(
     rt: Runtime, schema: str, batch_size: int = 5000, max_batch: int = CATCH_UP_BATCH
 ) -> Rebuilt:
     """Replay the log into `schema` (created and migrated) up to the log's current end."""
+    target = await prepare(rt, schema)
+    began = time.perf_counter()
+    applied = await replay(rt, schema, target, batch_size, max_batch)
+    return _done(schema, applied, time.perf_counter() - began, target)
+
+
+def rebuild_in_processes(
+    settings: Settings,
+    schema: str,
+    workers: int,
+    batch_size: int = 5000,
+    max_batch: int = CATCH_UP_BATCH,
+) -> Rebuilt:
+    """`rebuild` by `workers` processes at once, each folding some of the log's partitions.
+
+    They share the consumer group `rebuild.<schema>`, so Kafka splits the partitions between
+    them as between `profiles projector --workers` members, and each keeps going until every
+    partition has reached the end the log had at the start: none leaves the group early,
+    which would move its partitions and stall the others. A process that dies has its
+    partitions taken over by the others once its session times out.
+
+    Kafka only (the PostgreSQL log is one partition), with a PostgreSQL server of its own
+    (processes cannot share the embedded one this way).
+    """
+    if not settings.kafka_bootstrap:
+        raise RebuildRefusedError("--workers needs Kafka: the PostgreSQL log has one partition")
+    if not settings.database_url:
+        raise RebuildRefusedError("--workers needs --database-url: the processes share one server")
+    target = run_loop(_prepared(settings, schema))
+    began = time.perf_counter()
+    # spawned, not forked: this process ran an event loop and holds its library state
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        members = [
+            pool.submit(_member, settings, schema, target, batch_size, max_batch)
+            for _ in range(workers)
+        ]
+        applied = sum(member.result() for member in members)
+    return _done(schema, applied, time.perf_counter() - began, target)
+
+
+async def prepare(rt: Runtime, schema: str) -> dict[int, int]:
+    """Create and migrate `schema`; return where the replay ends: each partition's next
+    offset now (partitions with no record left out)."""
     if schema == rt.settings.read_schema:
-        raise ValueError(f"{schema!r} is the live read schema: rebuild into another one")
+        raise RebuildRefusedError(f"{schema!r} is the live read schema: rebuild into another one")
     pool = await create_pool(rt.database_url, schema)
     try:
         async with pool.acquire() as conn:
             await migrate(conn, schema)
-        target = {p: n for p, n in (await rt.log.ends()).items() if n > 0}
+    finally:
+        await pool.close()
+    return {p: n for p, n in (await rt.log.ends()).items() if n > 0}
+
+
+async def replay(
+    rt: Runtime,
+    schema: str,
+    target: dict[int, int],
+    batch_size: int = 5000,
+    max_batch: int = CATCH_UP_BATCH,
+) -> int:
+    """Fold the log into `schema` until every partition reached `target`; return how many
+    events this process applied (several may replay into one schema: `rebuild_in_processes`)."""
+    pool = await create_pool(rt.database_url, schema)
+    try:
         projector = Projector(
             pool,
             rt.log,
@@ -57,7 +124,6 @@ async def rebuild(
             read_ahead=True,
         )
         stop = asyncio.Event()
-        began = time.perf_counter()
         task = asyncio.create_task(projector.run(stop))
         try:
             while not await _reached(pool, rt.log.topic, target):
@@ -67,11 +133,41 @@ async def rebuild(
         finally:
             stop.set()
             await task
-        seconds = time.perf_counter() - began
-        log.info("rebuild.done", schema=schema, events=projector.stats.applied, seconds=seconds)
-        return Rebuilt(schema, projector.stats.applied, seconds, target)
+        return projector.stats.applied
     finally:
         await pool.close()
+
+
+def _done(schema: str, applied: int, seconds: float, target: dict[int, int]) -> Rebuilt:
+    log.info("rebuild.done", schema=schema, events=applied, seconds=seconds)
+    return Rebuilt(schema, applied, seconds, target)
+
+
+async def _prepared(settings: Settings, schema: str) -> dict[int, int]:
+    rt = await open_runtime(settings)
+    try:
+        return await prepare(rt, schema)
+    finally:
+        await rt.close()
+
+
+def _member(
+    settings: Settings, schema: str, target: dict[int, int], batch_size: int, max_batch: int
+) -> int:
+    """One process of `rebuild_in_processes` (a fresh interpreter: logging set up again)."""
+    configure(settings.log_format)
+    tune_gc()
+    return run_loop(_replayed(settings, schema, target, batch_size, max_batch))
+
+
+async def _replayed(
+    settings: Settings, schema: str, target: dict[int, int], batch_size: int, max_batch: int
+) -> int:
+    rt = await open_runtime(settings)
+    try:
+        return await replay(rt, schema, target, batch_size, max_batch)
+    finally:
+        await rt.close()
 
 
 async def _reached(pool: asyncpg.Pool, topic: str, target: dict[int, int]) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import replace
 
 import pytest
 
-from services.rebuild import rebuild
+from services.rebuild import RebuildRefusedError, rebuild, rebuild_in_processes
 from tests.api import Api
 from tests.events import new_profile, post, public
 
@@ -45,8 +47,40 @@ async def test_a_rebuild_reproduces_every_read_model_DESIGN5(api: Api) -> None:
     schema = f"rebuild_{uuid.uuid4().hex[:8]}"
     done = await rebuild(api.runtime, schema, batch_size=500)
     assert done.events > 0
+    await _same_read_models(api, schema, pid)
+
+
+@pytest.mark.kafka
+async def test_two_processes_rebuild_from_kafka_what_one_would_DESIGN5(kafka_api: Api) -> None:
+    """`profiles projections rebuild --workers 2`: two processes split the topic's partitions
+    and fold every event exactly once into the new schema."""
+    api = kafka_api
+    db = await api.database()
+    items = [{"email": f"worker{n}@example.com"} for n in range(200)]  # over every partition
+    batch = await api.client.post(f"/v1/databases/{db}/profiles:batch", json={"items": items})
+    assert batch.status_code == 200, batch.text
+    pid = batch.json()["results"][0]["profile_id"]
+    await api.read(f"/v1/profiles/{pid}", batch.json()["consistency_token"])
+    schema = f"rebuild_{uuid.uuid4().hex[:8]}"
+    done = await asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 500)
+    assert len(done.positions) == api.settings.kafka_partitions  # the profiles spread over all
+    assert done.events == sum(done.positions.values())  # each record applied once, in all
+    await _same_read_models(api, schema, pid)
+
+
+async def test_rebuild_processes_need_kafka_and_their_own_server(api: Api) -> None:
+    with pytest.raises(RebuildRefusedError, match="needs Kafka"):
+        rebuild_in_processes(api.settings, "rebuild_nowhere", 2)
+    on_kafka = replace(api.settings, kafka_bootstrap="127.0.0.1:9", database_url=None)
+    with pytest.raises(RebuildRefusedError, match="needs --database-url"):
+        rebuild_in_processes(on_kafka, "rebuild_nowhere", 2)
+
+
+async def _same_read_models(api: Api, schema: str, pid: str) -> None:
+    """Every read model of `schema` holds the live one's rows, once the live projector has
+    caught up with the log's end (a read of `pid` waits for it); then `schema` is dropped."""
     live = await api.runtime.log.ends()
-    await api.read(f"/v1/profiles/{pid}", _token(live))  # the live projector is there too
+    await api.read(f"/v1/profiles/{pid}", _token(live))
     for table, columns in TABLES.items():
         rows = await api.fetch(
             f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM read_models.{table} "
