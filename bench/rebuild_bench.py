@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -24,15 +23,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bench.common import delete_topics
+from bench.common import delete_topics, run
 from bench.projector_bench import build_events, publish
 from services.eventlog.kafka import KafkaLog
 from services.local.scratch import scratch_database
 
-OUT_DIR = Path(__file__).resolve().parent / "out"
 _DONE = re.compile(r"rebuilt (\d+) events into schema '(\w+)' in ([\d.]+) s")
 
 
@@ -75,9 +72,9 @@ async def bench(args: argparse.Namespace, server: str, bootstrap: str) -> dict[s
         try:
             for _ in range(args.rounds):
                 for workers in (1, args.workers):
-                    run = await asyncio.to_thread(rebuild_once, url, bootstrap, topic, workers)
-                    print(f"[bench] {run}", file=sys.stderr)
-                    runs.append(run)
+                    one = await asyncio.to_thread(rebuild_once, url, bootstrap, topic, workers)
+                    print(f"[bench] {one}", file=sys.stderr)
+                    runs.append(one)
         finally:
             await delete_topics(bootstrap, topic)
     return {
@@ -103,17 +100,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    server = os.environ.get("DATABASE_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not server or not bootstrap:
-        print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set: see bench/README.md")
+    if not bootstrap:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set: see bench/README.md", file=sys.stderr)
         return 2
-    result = asyncio.run(bench(args, server, bootstrap))
-    OUT_DIR.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT_DIR / f"rebuild-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    return run("rebuild", lambda server: bench(args, server, bootstrap))
 
 
 if __name__ == "__main__":
