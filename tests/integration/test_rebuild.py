@@ -65,6 +65,8 @@ async def test_two_processes_rebuild_from_kafka_what_one_would_DESIGN5(kafka_api
     done = await asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 500)
     assert len(done.positions) == api.settings.kafka_partitions  # the profiles spread over all
     assert done.events == sum(done.positions.values())  # each record applied once, in all
+    again = await asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 500)
+    assert again.events == 0  # a second run goes on from the schema's checkpoints
     await _same_read_models(api, schema, pid)
 
 
