@@ -235,7 +235,13 @@ def rebuild_projections(
     ] = 1,
 ) -> None:
     """Replay the whole log into a new schema; then switch with PROFILES_READ_SCHEMA."""
-    from services.rebuild import RebuildRefusedError, Rebuilt, rebuild, rebuild_in_processes
+    from services.rebuild import (
+        RebuildFailedError,
+        RebuildRefusedError,
+        Rebuilt,
+        rebuild,
+        rebuild_in_processes,
+    )
 
     settings = _settings(database_url, kafka, data_dir)
 
@@ -254,6 +260,9 @@ def rebuild_projections(
             done = run_loop(run())
     except RebuildRefusedError as exc:  # the live schema as target, --workers without Kafka
         raise typer.BadParameter(str(exc)) from None
+    except RebuildFailedError as exc:
+        typer.echo(f"rebuild failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"rebuilt {done.events} events into schema {done.schema!r} in {done.seconds:.1f} s; "
         f"switch with PROFILES_READ_SCHEMA={done.schema} and restart the readers and projector"

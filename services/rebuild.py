@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import SimpleQueue
+from typing import cast
 
 import asyncpg
 import structlog
@@ -30,6 +35,10 @@ log = structlog.get_logger(__name__)
 
 class RebuildRefusedError(ValueError):
     """A rebuild that cannot start as asked; the message says why."""
+
+
+class RebuildFailedError(RuntimeError):
+    """A process of a rebuild died; the schema keeps what was applied, with its checkpoints."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,29 @@ def rebuild_in_processes(
     began = time.perf_counter()
     # spawned, not forked: this process ran an event loop and holds its library state
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        members = [
-            pool.submit(_member, settings, schema, target, batch_size, max_batch)
-            for _ in range(workers)
-        ]
-        applied = sum(member.result() for member in members)
+    counts = context.SimpleQueue()
+    members = [
+        context.Process(
+            target=_member, args=(settings, schema, target, batch_size, max_batch, counts)
+        )
+        for _ in range(workers)
+    ]
+    for member in members:
+        member.start()
+    try:
+        running = {member.sentinel: member for member in members}
+        while running:
+            for ended in wait(list(running)):
+                member = running.pop(cast(int, ended))  # wait() gives back the sentinels
+                member.join()
+                if member.exitcode != 0:
+                    raise RebuildFailedError(
+                        f"a rebuild process ended with exit code {member.exitcode}; run the "
+                        f"same command again: it goes on from the checkpoints of schema {schema!r}"
+                    )
+    finally:  # the others stop at once: their partitions would only move to each other
+        _stop(members)
+    applied = sum(counts.get() for _ in members)
     return _done(schema, applied, time.perf_counter() - began, target)
 
 
@@ -152,12 +178,30 @@ async def _prepared(settings: Settings, schema: str) -> dict[int, int]:
 
 
 def _member(
-    settings: Settings, schema: str, target: dict[int, int], batch_size: int, max_batch: int
-) -> int:
-    """One process of `rebuild_in_processes` (a fresh interpreter: logging set up again)."""
+    settings: Settings,
+    schema: str,
+    target: dict[int, int],
+    batch_size: int,
+    max_batch: int,
+    counts: SimpleQueue[int],
+) -> None:
+    """One process of `rebuild_in_processes` (a fresh interpreter: logging set up again); it
+    reports how many events it applied."""
     configure(settings.log_format)
     tune_gc()
-    return run_loop(_replayed(settings, schema, target, batch_size, max_batch))
+    counts.put(run_loop(_replayed(settings, schema, target, batch_size, max_batch)))
+
+
+def _stop(members: Sequence[BaseProcess]) -> None:
+    """End the members still running: SIGTERM, then SIGKILL after 10 s."""
+    for member in members:
+        if member.is_alive():
+            member.terminate()
+    for member in members:
+        member.join(10)
+        if member.is_alive():
+            member.kill()
+            member.join()
 
 
 async def _replayed(
@@ -165,7 +209,11 @@ async def _replayed(
 ) -> int:
     rt = await open_runtime(settings)
     try:
-        return await replay(rt, schema, target, batch_size, max_batch)
+        replaying = asyncio.ensure_future(replay(rt, schema, target, batch_size, max_batch))
+        # stopped by the parent (another member failed): leave the group on the way out, so
+        # that running the command again does not wait for this member's session to expire
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, replaying.cancel)
+        return await replaying
     finally:
         await rt.close()
 

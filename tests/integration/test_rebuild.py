@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
 import uuid
 from dataclasses import replace
 
+import asyncpg
 import pytest
 
-from services.rebuild import RebuildRefusedError, rebuild, rebuild_in_processes
+from services.rebuild import (
+    RebuildFailedError,
+    RebuildRefusedError,
+    rebuild,
+    rebuild_in_processes,
+)
 from tests.api import Api
 from tests.events import new_profile, post, public
+from tests.factories import imported
 
 pytestmark = pytest.mark.postgres
 
@@ -67,6 +78,38 @@ async def test_two_processes_rebuild_from_kafka_what_one_would_DESIGN5(kafka_api
     assert done.events == sum(done.positions.values())  # each record applied once, in all
     again = await asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 500)
     assert again.events == 0  # a second run goes on from the schema's checkpoints
+    await _same_read_models(api, schema, pid)
+
+
+@pytest.mark.kafka
+async def test_a_rebuild_whose_process_dies_fails_and_resumes_when_run_again_DESIGN5(
+    kafka_api: Api,
+) -> None:
+    """SIGKILL one of two rebuild processes: the rebuild fails with a clear error and leaves no
+    process behind; run again into the same schema, it ends with every read model right."""
+    api = kafka_api
+    events = [imported(uuid.uuid4(), n) for n in range(6000)]
+    for start in range(0, len(events), 1000):
+        await api.runtime.log.append(events[start : start + 1000])
+    schema = f"rebuild_{uuid.uuid4().hex[:8]}"
+    running = asyncio.create_task(  # batches of 50: long enough to be killed midway
+        asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 50, 50)
+    )
+    applied = f"SELECT coalesce(sum(next_offset), 0) AS n FROM {schema}.checkpoints"
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            if (await api.fetch(applied))[0]["n"] > 0:
+                break
+    members = multiprocessing.active_children()
+    assert len(members) == 2
+    os.kill(members[0].pid or 0, signal.SIGKILL)
+    with pytest.raises(RebuildFailedError, match="run the same command again"):
+        await running
+    assert multiprocessing.active_children() == []
+    done = await asyncio.to_thread(rebuild_in_processes, api.settings, schema, 2, 500)
+    assert 0 < done.events < sum(done.positions.values())  # only what the first run had not
+    pid = str(events[-1].subject)
     await _same_read_models(api, schema, pid)
 
 
