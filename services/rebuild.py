@@ -73,8 +73,9 @@ def rebuild_in_processes(
     They share the consumer group `rebuild.<schema>`, so Kafka splits the partitions between
     them as between `profiles projector --workers` members, and each keeps going until every
     partition has reached the end the log had at the start: none leaves the group early,
-    which would move its partitions and stall the others. If a process dies, the rebuild
-    stops with the error; the same command again goes on from the schema's checkpoints.
+    which would move its partitions and stall the others. If a process dies, the others get
+    SIGTERM (they leave the group on it) and the rebuild fails; the same command again goes
+    on from the schema's checkpoints.
 
     Kafka only (the PostgreSQL log is one partition), with a PostgreSQL server of its own
     (processes cannot share the embedded one this way).
