@@ -18,7 +18,7 @@ from projections import read_models
 from services.keys_cli import keys_app
 from services.logging import configure
 from services.projector import CATCH_UP_BATCH, Projector
-from services.runtime import Runtime, open_runtime, run_loop, tune_gc
+from services.runtime import Runtime, open_runtime, run_loop, tune_gc, with_runtime
 from services.settings import Settings
 
 app = typer.Typer(
@@ -238,26 +238,20 @@ def rebuild_projections(
     from services.rebuild import (
         RebuildFailedError,
         RebuildRefusedError,
-        Rebuilt,
         rebuild,
         rebuild_in_processes,
     )
 
     settings = _settings(database_url, kafka, data_dir)
 
-    async def run() -> Rebuilt:
-        rt = await open_runtime(settings)
-        try:
-            return await rebuild(rt, into, batch_size, max_batch)
-        finally:
-            await rt.close()
-
     try:
         if workers > 1:
             done = rebuild_in_processes(settings, into, workers, batch_size, max_batch)
         else:
             tune_gc()  # a replay is the projector's work at its heaviest: the same loop and GC
-            done = run_loop(run())
+            done = run_loop(
+                with_runtime(settings, lambda rt: rebuild(rt, into, batch_size, max_batch))
+            )
     except RebuildRefusedError as exc:  # the live schema as target, --workers without Kafka
         raise typer.BadParameter(str(exc)) from None
     except RebuildFailedError as exc:

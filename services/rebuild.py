@@ -27,7 +27,7 @@ from projections import checkpoints, read_models
 from projections.migrate import migrate
 from services.logging import configure
 from services.projector import CATCH_UP_BATCH, Projector
-from services.runtime import Runtime, create_pool, open_runtime, run_loop, tune_gc
+from services.runtime import Runtime, create_pool, run_loop, tune_gc, with_runtime
 from services.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -84,7 +84,7 @@ def rebuild_in_processes(
         raise RebuildRefusedError("--workers needs Kafka: the PostgreSQL log has one partition")
     if not settings.database_url:
         raise RebuildRefusedError("--workers needs --database-url: the processes share one server")
-    target = run_loop(_prepared(settings, schema))
+    target = run_loop(with_runtime(settings, lambda rt: prepare(rt, schema)))
     began = time.perf_counter()
     # spawned, not forked: this process ran an event loop and holds its library state
     context = multiprocessing.get_context("spawn")
@@ -170,14 +170,6 @@ def _done(schema: str, applied: int, seconds: float, target: dict[int, int]) -> 
     return Rebuilt(schema, applied, seconds, target)
 
 
-async def _prepared(settings: Settings, schema: str) -> dict[int, int]:
-    rt = await open_runtime(settings)
-    try:
-        return await prepare(rt, schema)
-    finally:
-        await rt.close()
-
-
 def _member(
     settings: Settings,
     schema: str,
@@ -190,7 +182,15 @@ def _member(
     reports how many events it applied."""
     configure(settings.log_format)
     tune_gc()
-    counts.put(run_loop(_replayed(settings, schema, target, batch_size, max_batch)))
+
+    async def replayed(rt: Runtime) -> int:
+        replaying = asyncio.ensure_future(replay(rt, schema, target, batch_size, max_batch))
+        # stopped by the parent (another member failed): leave the group on the way out, so
+        # that running the command again does not wait for this member's session to expire
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, replaying.cancel)
+        return await replaying
+
+    counts.put(run_loop(with_runtime(settings, replayed)))
 
 
 def _stop(members: Sequence[BaseProcess]) -> None:
@@ -203,20 +203,6 @@ def _stop(members: Sequence[BaseProcess]) -> None:
         if member.is_alive():
             member.kill()
             member.join()
-
-
-async def _replayed(
-    settings: Settings, schema: str, target: dict[int, int], batch_size: int, max_batch: int
-) -> int:
-    rt = await open_runtime(settings)
-    try:
-        replaying = asyncio.ensure_future(replay(rt, schema, target, batch_size, max_batch))
-        # stopped by the parent (another member failed): leave the group on the way out, so
-        # that running the command again does not wait for this member's session to expire
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, replaying.cancel)
-        return await replaying
-    finally:
-        await rt.close()
 
 
 async def _reached(pool: asyncpg.Pool, topic: str, target: dict[int, int]) -> bool:

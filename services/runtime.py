@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,6 +191,15 @@ async def open_runtime(settings: Settings, *, background: bool = False) -> Runti
     return Runtime(
         settings=settings, database_url=url, pool=pool, log=log, embedded=embedded, geo=geo
     )
+
+
+async def with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """`work` on a runtime opened for it and closed after it, however it ends."""
+    rt = await open_runtime(settings)
+    try:
+        return await work(rt)
+    finally:
+        await rt.close()
 
 
 async def jsonb_codec(conn: asyncpg.Connection) -> None:
