@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from services import (
     asyncapi,
     auth,
     routes_admin,
+    routes_health,
     routes_imports,
     routes_pixel,
     routes_reads,
@@ -24,6 +26,7 @@ from services import (
     routes_writes,
 )
 from services.body_limit import BodyLimit
+from services.failures import Failures
 from services.http_common import document_bodies, invalid_domain, invalid_request
 from services.import_worker import ImportWorker
 from services.projector import Projector
@@ -53,7 +56,8 @@ def create_app(
             log.info("auth.admin_key_written", path=str(written), read_it_with=f"cat {written}")
         app.state.auth = api_keys.Authenticator(rt.pool)
         stop = asyncio.Event()
-        tasks = []
+        roles: dict[str, asyncio.Task[None]] = {}
+        app.state.roles = roles
         if projector:
             runner = Projector(
                 rt.pool,
@@ -65,24 +69,26 @@ def create_app(
                 max_batch=0,
                 dedupe_window=settings.dedupe_window,
             )
-            tasks.append(asyncio.create_task(runner.run(stop)))
+            roles["projector"] = _role("projector", runner.run(stop))
         if ingest:
             app.state.import_worker = ImportWorker(rt.pool, rt.importer)
-            tasks.append(asyncio.create_task(app.state.import_worker.run(stop)))
+            roles["import_worker"] = _role("import_worker", app.state.import_worker.run(stop))
         try:
             yield
         finally:
             stop.set()
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*roles.values(), return_exceptions=True)
             await rt.close()
 
     app = FastAPI(title="Subscriber Profiles", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Failures)  # outermost: a failure anywhere gets a problem document
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ValidationError, invalid_domain)
     app.add_exception_handler(auth.AuthError, auth.auth_error_handler)
     app.add_api_route("/asyncapi.json", asyncapi.document, methods=["GET"], tags=["docs"])
     document_bodies(app)
+    app.include_router(routes_health.router())
     if ingest:
         app.include_router(routes_admin.router())
         app.include_router(routes_writes.router())
@@ -94,3 +100,17 @@ def create_app(
         app.include_router(routes_reads.router())
         app.include_router(routes_subscriptions.read_router())
     return app
+
+
+def _role(name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A background role of the process, logged if it ever ends on an error: it waits out
+    outages, so an error here is a bug, and `/healthz` then reports the process unhealthy."""
+    task = asyncio.create_task(work, name=name)
+
+    def ended(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            error = done.exception()
+            log.error("role.crashed", role=name, error=type(error).__name__)
+
+    task.add_done_callback(ended)
+    return task

@@ -45,6 +45,15 @@ def problem(
     return ProblemResponse(body.model_dump(mode="json"), status_code=status)
 
 
+def not_found(reached: bool) -> ProblemResponse:
+    """404, saying `Consistency: behind` when the wait for a token ran out first: the profile
+    may be one the write behind the token created, not projected yet."""
+    response = problem(404, "Profile not found")
+    if not reached:
+        response.headers["Consistency"] = "behind"
+    return response
+
+
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.rt
     return rt

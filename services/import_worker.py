@@ -18,6 +18,7 @@ import structlog
 from services import file_imports
 from services.file_imports import Progress
 from services.imports import Importer
+from services.outages import ROLE_TRANSIENT, Backoff, pause
 from services.sessions import keeps_session_state
 
 log = structlog.get_logger(__name__)
@@ -66,9 +67,18 @@ class ImportWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run jobs until `stop` is set."""
+        backoff = Backoff()
         while not stop.is_set():
             ran = False
-            for job_id in await self._candidates():
+            try:
+                candidates = await self._candidates()
+            except ROLE_TRANSIENT as exc:  # the database is away: look again once it is back
+                seconds = backoff.next_pause()
+                log.warning("import.worker_waiting", error=type(exc).__name__, pause=seconds)
+                await pause(seconds, stop)
+                continue
+            backoff.reset()
+            for job_id in candidates:
                 if stop.is_set():
                     break
                 try:

@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from contracts.intake import PublicEvent
@@ -28,19 +27,12 @@ from services.eventlog.kafka import ensure_topic, static_name, stop_leaving
 from services.eventlog.port import EventLog
 from services.geo import GeoLocator
 from services.intake import Intake, Outcome
+from services.outages import ROLE_TRANSIENT
 
 log = structlog.get_logger(__name__)
 
 # The servers failed, not the message: retry the batch after a pause.
-_TRANSIENT: tuple[type[Exception], ...] = (
-    KafkaError,
-    OSError,  # refused connections and timeouts
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,  # the server is shutting down or restarting
-    asyncpg.InsufficientResourcesError,  # too many connections, disk full
-    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
-)
+_TRANSIENT = ROLE_TRANSIENT
 _MAX_PARTS = 10  # problems named in one reason
 
 # aiokafka's records and partitions are untyped; these names say which is which.

@@ -18,11 +18,11 @@ from contracts import DecodeError, Event, decode
 from projections import checkpoints
 from projections.batches import Batch, DeadLetter, Project, apply_batch, prune
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
+from services.outages import ROLE_TRANSIENT, Backoff, pause
 from services.runtime import BetweenBatches
 
 log = structlog.get_logger(__name__)
 
-_RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 # a duplicate is a retried publish, minutes after the first at most; a week is generous
 DEDUPE_WINDOW = timedelta(days=7)
 # the largest batch the projector processes and rebuilds ask for while behind (`_next_ask`)
@@ -40,6 +40,7 @@ class ProjectorStats:
     dead: int = 0
     fenced: int = 0
     pruned: int = 0
+    retries: int = 0  # rounds that failed on an outage and were tried again
 
 
 @dataclass
@@ -72,29 +73,60 @@ class Projector:
         log.info("projector.started", projection=self.name, topic=self.log.topic)
         ask = self.batch_size
         ahead = Ahead([], 0)  # the next batch, polled and decoded during the last apply
+        backoff = Backoff()
         try:
             with BetweenBatches(self.collect_between_batches) as collector:
                 while not stop.is_set():
-                    asked = ask
-                    if ahead.records:
-                        batch, ahead = ahead.records, Ahead([], 0)
-                        got = len(batch)
-                    else:
-                        records = await consumer.poll(asked, self.poll_timeout)
-                        got = len(records)
-                        assigned = consumer.assignment()
-                        batch = _decoded([r for r in records if self._unapplied(assigned, r)])
-                    ask = self._next_ask(asked, got)
-                    if batch:
-                        ahead = await self._handle_reading_ahead(
-                            consumer, batch, ask if got >= self.batch_size else 0
-                        )
-                        del batch  # its events are garbage now, not survivors to walk
-                        collector.batch_done(held=ahead.objects)
-                    await self._prune()
+                    try:
+                        asked = ask
+                        if ahead.records:
+                            batch, ahead = ahead.records, Ahead([], 0)
+                            got = len(batch)
+                        else:
+                            records = await consumer.poll(asked, self.poll_timeout)
+                            got = len(records)
+                            assigned = consumer.assignment()
+                            batch = _decoded([r for r in records if self._unapplied(assigned, r)])
+                        ask = self._next_ask(asked, got)
+                        if batch:
+                            ahead = await self._handle_reading_ahead(
+                                consumer, batch, ask if got >= self.batch_size else 0
+                            )
+                            del batch  # its events are garbage now, not survivors to walk
+                            collector.batch_done(held=ahead.objects)
+                        await self._prune()
+                        backoff.reset()
+                    except ROLE_TRANSIENT as exc:
+                        ask, ahead = self.batch_size, Ahead([], 0)
+                        await self._wait_out(consumer, exc, backoff, stop)
         finally:
             await consumer.stop()
             log.info("projector.stopped", projection=self.name, **vars(self.stats))
+
+    async def _wait_out(
+        self, consumer: LogConsumer, exc: Exception, backoff: Backoff, stop: asyncio.Event
+    ) -> None:
+        """After an outage of PostgreSQL or Kafka: move the consumer back to what is known to
+        be applied, pause, and let the loop try again (for ever: an outage ends, and a projector
+        that gave up would leave the API serving stale reads without a word).
+
+        The positions are the ones this process applied last, not the stored checkpoints, which
+        cannot be read while the database is away. Where another process applied more meanwhile,
+        the next apply is fenced and the consumer moves to the stored checkpoints then.
+        """
+        self.stats.retries += 1
+        assigned = consumer.assignment()
+        await consumer.seek({p: at for p, at in self._expected.items() if p in assigned})
+        seconds = backoff.next_pause()
+        # the type only: a driver's message may quote a statement's values
+        log.warning(
+            "projector.retry",
+            projection=self.name,
+            error=type(exc).__name__,
+            attempt=backoff.attempts,
+            pause=seconds,
+        )
+        await pause(seconds, stop)
 
     async def _handle_reading_ahead(
         self, consumer: LogConsumer, batch: list[Decoded], ask: int
@@ -163,7 +195,7 @@ class Projector:
         try:
             async with self.pool.acquire() as conn:
                 gone = await prune(conn, self.name, self.dedupe_window)
-        except _RETRYABLE as exc:  # the next round tries again; folding goes on meanwhile
+        except ROLE_TRANSIENT as exc:  # the next round tries again; folding goes on meanwhile
             log.warning("projector.prune_failed", projection=self.name, error=type(exc).__name__)
             return
         self.stats.pruned += gone
@@ -199,11 +231,8 @@ class Projector:
             log.warning("projector.fenced", projection=self.name, detail=str(exc))
             await self._reseek(consumer)
             return False
-        except _RETRYABLE as exc:
-            log.warning("projector.retry", projection=self.name, error=type(exc).__name__)
-            await asyncio.sleep(0.5)
-            await self._reseek(consumer)
-            return False
+        except ROLE_TRANSIENT:
+            raise  # the run loop waits the outage out and rewinds
         except Exception as exc:  # a projection failed on some event: find it, do not stop
             log.error("projector.batch_failed", projection=self.name, error=type(exc).__name__)
             return await self._isolate(consumer, fresh)
@@ -224,9 +253,11 @@ class Projector:
             batch = _batch(part, self._expected, dedupe=not self.log.unique_ids)
             try:
                 applied = await self._apply(batch)
-            except (checkpoints.Fenced, *_RETRYABLE):
+            except checkpoints.Fenced:
                 await self._reseek(consumer)
                 return False
+            except ROLE_TRANSIENT:
+                raise  # the run loop waits the outage out and rewinds
             except Exception as exc:
                 if len(part) > 1:
                     if not await self._isolate(consumer, part):

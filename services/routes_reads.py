@@ -34,6 +34,7 @@ from services.http_common import (
     caught_up,
     field_errors,
     model_response,
+    not_found,
     problem,
     runtime,
 )
@@ -190,7 +191,7 @@ def _lister(what: str) -> Any:
             return reached
         async with rt.pool.acquire() as conn:
             if await profiles.get(conn, profile_id) is None:
-                return problem(404, "Profile not found")
+                return not_found(reached)
             rows = await interactions.listing(conn, what, profile_id)
         headers = {} if reached else {"Consistency": "behind"}
         return JSONResponse(rows, headers=headers)
@@ -239,7 +240,7 @@ async def get_history(
         return reached
     async with rt.pool.acquire() as conn:
         if await profiles.get(conn, profile_id) is None:
-            return problem(404, "Profile not found")
+            return not_found(reached)
         try:
             page = await history.read(conn, profile_id, kinds, since, until, limit, cursor)
         except ValueError as bad:
@@ -266,7 +267,7 @@ async def _read(request: Request, token: str | None, find: Any) -> Any:
     except ValidationError:
         state = None  # a malformed email or phone names no profile
     if state is None:
-        return problem(404, "Profile not found")
+        return not_found(reached)
     headers = {} if reached else {"Consistency": "behind"}
     return model_response(view(state), headers=headers)
 

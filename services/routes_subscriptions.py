@@ -44,6 +44,7 @@ from services.http_common import (
     field_errors,
     json_body,
     model_response,
+    not_found,
     problem,
     read_body,
     request_body,
@@ -314,7 +315,7 @@ async def list_subscriptions(
         return reached
     async with rt.pool.acquire() as conn:
         if await profiles.get(conn, profile_id) is None:
-            return problem(404, "Profile not found")
+            return not_found(reached)
         stored = (await read.load(conn, [profile_id])).get(profile_id, [])
         history = await read.ledger(conn, profile_id)
     views = [

@@ -180,6 +180,7 @@ async def open_runtime(settings: Settings, *, background: bool = False) -> Runti
                 partitions=settings.kafka_partitions,
                 pool=pool,
                 group_instance=settings.group_instance,
+                publish_wait=settings.publish_wait,
             )
             if settings.kafka_bootstrap
             else PostgresLog(pool, topic=settings.events_topic)

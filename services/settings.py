@@ -27,6 +27,9 @@ class Settings:
     read_schema: str = "read_models"
     log_format: str = "console"
     consistency_wait: float = 5.0
+    # seconds a write waits for Kafka to take its events (Kafka log); past it the write answers
+    # and the outbox publishes them once the broker is back
+    publish_wait: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
     max_import_bytes: int = 4 * 1024 * 1024 * 1024
     dedupe_days: float = 7.0  # how long a projector remembers applied event ids (Kafka log)
@@ -58,6 +61,7 @@ class Settings:
             read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
             log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
             consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
+            publish_wait=float(e.get("PROFILES_PUBLISH_WAIT", defaults.publish_wait)),
             max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
             dedupe_days=float(e.get("PROFILES_DEDUPE_DAYS", defaults.dedupe_days)),

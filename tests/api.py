@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -80,10 +81,14 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, data_dir: Path, geoip_db: Path | None = None, kafka: str | None = None
+    database_url: str,
+    data_dir: Path,
+    geoip_db: Path | None = None,
+    kafka: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Api]:
     """Run the service (ingest, projector, query) until the block ends: on the PostgreSQL log,
-    or on a topic of its own on the Kafka broker at `kafka`."""
+    or on a topic of its own on the Kafka broker at `kafka`; `overrides` replace settings."""
     settings = Settings(
         database_url=database_url,
         kafka_bootstrap=kafka,
@@ -94,6 +99,7 @@ async def serve(
         consistency_wait=10.0,
         max_body_bytes=4 * 1024 * 1024,
     )
+    settings = dataclasses.replace(settings, **overrides)
     port = free_port()
     app = create_app(settings, ingest=True, query=True, projector=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -18,7 +18,15 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.murmur2 import murmur2
 from services.eventlog.outbox import Outbox, Record
-from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
+from services.eventlog.port import (
+    OUTBOX,
+    LogConsumer,
+    LogRecord,
+    Position,
+    SeekSource,
+    Staged,
+)
+from services.outages import ROLE_TRANSIENT
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +36,9 @@ log = structlog.get_logger(__name__)
 # 16 MB, +27 % in two pairs). At most 64 MB over 4 partitions (and 50 MB a fetch response,
 # aiokafka's default) for a process of its own.
 FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
+
+
+SWEEP_FLUSH_WAIT = 30.0  # seconds a sweep's flush may wait for the broker
 
 
 class KafkaLog:
@@ -44,6 +55,7 @@ class KafkaLog:
         pool: asyncpg.Pool | None = None,
         sweep_every: float = 2.0,
         group_instance: str | None = None,
+        publish_wait: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._group_instance = group_instance  # consumers' static name in their group, if any
@@ -53,6 +65,7 @@ class KafkaLog:
         # without a pool the log only appends (benchmarks, tools); `stage` needs the outbox
         self._outbox = Outbox(pool, topic, self._send) if pool is not None else None
         self._sweep_every = sweep_every
+        self._publish_wait = publish_wait
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -87,12 +100,33 @@ class KafkaLog:
     async def stage(
         self, conn: asyncpg.Connection, events: Sequence[Event | EncodedEvent]
     ) -> Staged:
-        return Staged(outbox=tuple(await self._require_outbox().put(conn, _encoded(events))))
+        encoded = _encoded(events)
+        batches = tuple(await self._require_outbox().put(conn, encoded))
+        return Staged(outbox=batches, counts=(len(encoded),) if batches else ())
 
     async def publish(self, staged: Staged) -> list[Position]:
+        """The staged events' positions once published; within `publish_wait` seconds at most.
+
+        The events are committed to the outbox already. While the broker is away a flush waits
+        for it (aiokafka retries its connections without end), and so would the writer, and
+        with it an HTTP request holding a pooled connection. Past the wait the writer goes on
+        with OUTBOX positions; the sweep publishes the batch once the broker is back.
+        """
         if not staged.outbox:
             return list(staged.positions)
-        return await self._require_outbox().flush(staged.outbox)
+        try:
+            return await asyncio.wait_for(
+                self._require_outbox().flush(staged.outbox), self._publish_wait
+            )
+        except (TimeoutError, KafkaError) as exc:
+            log.warning(
+                "outbox.publish_deferred", batches=len(staged.outbox), error=type(exc).__name__
+            )
+            return [
+                Position(OUTBOX, batch)
+                for batch, count in zip(staged.outbox, staged.counts, strict=True)
+                for _ in range(count)
+            ]
 
     async def _send(self, records: Sequence[Record]) -> list[Position]:
         return await send_batched(self._require_producer(), self.topic, records)
@@ -103,8 +137,10 @@ class KafkaLog:
             await asyncio.sleep(self._sweep_every)
             try:
                 if await outbox.pending(older_than=self._sweep_every):
-                    await outbox.flush()
-            except (OSError, asyncpg.PostgresError, KafkaError) as exc:  # the next round retries
+                    # bounded, so that a flush stuck on an absent broker lets go of its
+                    # connection and lock now and then, and the outage shows in the log
+                    await asyncio.wait_for(outbox.flush(), SWEEP_FLUSH_WAIT)
+            except (*ROLE_TRANSIENT, asyncpg.PostgresError) as exc:  # the next round retries
                 log.warning("outbox.sweep_failed", error=type(exc).__name__)
 
     async def append_raw(self, key: bytes, value: bytes) -> Position:

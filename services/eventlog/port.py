@@ -19,12 +19,19 @@ class Position:
     offset: int
 
 
+# `Position.partition` of an event that is committed to the outbox but was not published yet
+# when its writer stopped waiting (the broker away): its `offset` is the outbox batch's id. A
+# consistency token carrying one waits for the batch to be published, then for its positions.
+OUTBOX = -1
+
+
 @dataclass(frozen=True)
 class Staged:
     """Events a transaction staged: where they are (or will be, once `publish` ran)."""
 
     positions: tuple[Position, ...] = ()  # known at once: the log joined the transaction
     outbox: tuple[int, ...] = ()  # batches of the outbox, published after the commit
+    counts: tuple[int, ...] = ()  # events in each of those batches
 
 
 class LogRecord(NamedTuple):

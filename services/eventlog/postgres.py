@@ -15,6 +15,7 @@ import asyncpg
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
 from services.eventlog.port import LogConsumer, LogRecord, Position, SeekSource, Staged
+from services.outages import ROLE_TRANSIENT
 from services.sessions import keeps_session_state
 
 _CHANNEL = "eventlog_append"
@@ -143,35 +144,60 @@ class PostgresLogConsumer:
         self._woken = asyncio.Event()
 
     async def start(self) -> None:
-        self._conn = await self._pool.acquire()
-        keeps_session_state(self._conn)  # it listens, and holds the group's lock
-        await self._conn.add_listener(_CHANNEL, self._wake)
+        await self._connect()
 
     async def stop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.remove_listener(_CHANNEL, self._wake)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a connection lost in an outage: nothing to undo
+                await conn.remove_listener(_CHANNEL, self._wake)
                 if self._locked:
-                    await self._conn.execute(
+                    await conn.execute(
                         "SELECT pg_advisory_unlock(hashtext($1))", f"eventlog:{self._group}"
                     )
-            await self._pool.release(self._conn)
-            self._conn = None
+            await _release(self._pool, conn)
         self._assigned = frozenset()
         self._locked = False
 
     async def poll(self, max_records: int, max_wait: float) -> list[LogRecord]:
-        if not await self._ensure_assigned(max_wait):
-            return []
-        records = await self._read(max_records)
-        if not records:
-            self._woken.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), max_wait)
+        try:
+            if self._conn is None:
+                await self._connect()
+            if not await self._ensure_assigned(max_wait):
+                return []
             records = await self._read(max_records)
+            if not records:
+                self._woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), max_wait)
+                records = await self._read(max_records)
+        except ROLE_TRANSIENT:
+            # The session is gone, and with it the group's lock and the wake-ups: as a Kafka
+            # consumer that left its group, this one has no partition until it is back and
+            # has read its checkpoint again (the next poll).
+            await self._lose_session()
+            raise
         if records:
             self._next = records[-1].offset + 1
         return records
+
+    async def _connect(self) -> None:
+        conn = await self._pool.acquire()
+        try:
+            keeps_session_state(conn)  # it listens, and holds the group's lock
+            await conn.add_listener(_CHANNEL, self._wake)
+        except BaseException:
+            await _release(self._pool, conn)
+            raise
+        self._conn = conn
+
+    async def _lose_session(self) -> None:
+        conn, self._conn = self._conn, None
+        self._assigned = frozenset()
+        self._locked = False
+        if conn is not None:
+            conn.terminate()  # a lock it might still hold must not outlive this
+            await _release(self._pool, conn)
 
     async def seek(self, positions: dict[int, int]) -> None:
         self._next = positions.get(0, self._next)
@@ -209,3 +235,9 @@ class PostgresLogConsumer:
 
     def _wake(self, *_: object) -> None:
         self._woken.set()
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give a connection back to the pool; one that broke in an outage is closed there."""
+    with contextlib.suppress(Exception):
+        await pool.release(conn)

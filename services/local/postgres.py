@@ -98,8 +98,9 @@ def start_postgres(data_dir: Path, port: int | None = None, *, fast: bool = Fals
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def stop_postgres(data_dir: Path) -> None:
-    """Stop the server of data_dir with a fast shutdown; do nothing if it is not running."""
+def stop_postgres(data_dir: Path, mode: str = "fast") -> None:
+    """Stop the server of data_dir (pg_ctl's `fast` shutdown, or `immediate`: as a crash, the
+    next start recovers from the WAL); do nothing if it is not running."""
     data_dir = data_dir.expanduser().resolve()
     if not data_dir.exists():
         return
@@ -107,9 +108,9 @@ def stop_postgres(data_dir: Path) -> None:
         info = _postmaster(data_dir)
         if info is None or not pid_alive(info[0]):
             return
-        pg_ctl = [_bin("pg_ctl"), "-D", str(_pgdata(data_dir)), "-m", "fast", "-w", "-t", "60"]
+        pg_ctl = [_bin("pg_ctl"), "-D", str(_pgdata(data_dir)), "-m", mode, "-w", "-t", "60"]
         _run([*pg_ctl, "stop"], user=_system_user(), cwd=data_dir, timeout=90)
-        log.info("postgres.stopped", data_dir=str(data_dir))
+        log.info("postgres.stopped", data_dir=str(data_dir), mode=mode)
 
 
 def _start(data_dir: Path, port: int, user: str | None, *, fast: bool) -> str:

