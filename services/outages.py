@@ -30,6 +30,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    # a pooled connection the server closed while it sat idle (a shutdown) fails its next
+    # statement with "cannot switch to state ...; another operation is in progress"
+    asyncpg.InternalClientError,
 )
 # OSError beyond the above (EHOSTUNREACH, ENETUNREACH surface as a bare OSError from connect)
 # counts for the roles, which only ever open sockets; the HTTP API also writes files

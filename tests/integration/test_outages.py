@@ -152,7 +152,12 @@ async def test_serve_answers_503_while_postgres_is_away_and_catches_up_after(
         assert ready.json()["status"] == "ready"
         assert ready.json()["behind"] >= 0
         writing = asyncio.create_task(write_all())
-        await quarter.wait()
+        waiting = asyncio.create_task(quarter.wait())
+        await asyncio.wait({waiting, writing}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if writing.done():
+            writing.result()  # its error, if it failed before a quarter was written
+        assert quarter.is_set(), "50 profiles were not written within a minute"
         await own_postgres.stop()
         unready = await api.client.get("/readyz")
         assert unready.status_code == 503
