@@ -7,7 +7,6 @@ import json
 import signal
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +14,8 @@ import structlog
 import typer
 
 from projections import read_models
+from services.cli_settings import with_settings
 from services.keys_cli import keys_app
-from services.logging import configure
 from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import Runtime, open_runtime, run_loop, tune_gc, with_runtime
 from services.settings import Settings
@@ -26,27 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 
-DatabaseUrl = Annotated[
-    str | None, typer.Option(envvar="DATABASE_URL", help="PostgreSQL URL; unset: embedded.")
-]
-Kafka = Annotated[
-    str | None,
-    typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap; unset: PostgreSQL log."),
-]
-DataDir = Annotated[
-    Path | None, typer.Option(envvar="PROFILES_DATA_DIR", help="Embedded data directory.")
-]
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="TCP port.")]
-
-
-def _settings(database_url: str | None, kafka: str | None, data_dir: Path | None) -> Settings:
-    base = Settings.from_env()
-    settings = replace(base, database_url=database_url, kafka_bootstrap=kafka)
-    if data_dir is not None:
-        settings = replace(settings, data_dir=data_dir)
-    configure(settings.log_format)
-    return settings
 
 
 def _http(
@@ -63,16 +43,11 @@ def _http(
 
 
 @app.command()
-def serve(
-    host: Host = "127.0.0.1",
-    port: Port = 8000,
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
-    data_dir: DataDir = None,
-) -> None:
+@with_settings
+def serve(settings: Settings, host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Everything in one process: ingest API, projector and query API (embedded by default)."""
     _http(
-        _settings(database_url, kafka, data_dir),
+        settings,
         host,
         port,
         ingest=True,
@@ -82,29 +57,17 @@ def serve(
 
 
 @app.command("ingest-api")
-def ingest_api(
-    host: Host = "127.0.0.1",
-    port: Port = 8080,
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
-) -> None:
+@with_settings
+def ingest_api(settings: Settings, host: Host = "127.0.0.1", port: Port = 8080) -> None:
     """Only the write API (appends events to the log)."""
-    _http(
-        _settings(database_url, kafka, None), host, port, ingest=True, query=False, projector=False
-    )
+    _http(settings, host, port, ingest=True, query=False, projector=False)
 
 
 @app.command("query-api")
-def query_api(
-    host: Host = "127.0.0.1",
-    port: Port = 8081,
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
-) -> None:
+@with_settings
+def query_api(settings: Settings, host: Host = "127.0.0.1", port: Port = 8081) -> None:
     """Only the read API (answers from the read models)."""
-    _http(
-        _settings(database_url, kafka, None), host, port, ingest=False, query=True, projector=False
-    )
+    _http(settings, host, port, ingest=False, query=True, projector=False)
 
 
 def _workers(envvar: str) -> Any:  # typer.Option is typed Any
@@ -122,9 +85,9 @@ _MAX_BATCH_HELP = (
 
 
 @app.command()
+@with_settings
 def projector(
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
+    settings: Settings,
     batch_size: Annotated[
         int, typer.Option(help="Records per batch at the head of the log.")
     ] = 5000,
@@ -132,7 +95,6 @@ def projector(
     workers: Annotated[int, _workers("PROFILES_PROJECTOR_WORKERS")] = 1,
 ) -> None:
     """Only the projector: folds the log into the read models until SIGTERM/SIGINT."""
-    settings = _settings(database_url, kafka, None)
     if workers > 1:
         from services.workers import supervise
 
@@ -176,14 +138,13 @@ async def _until_signalled(
 
 
 @app.command()
+@with_settings
 def intake(
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
+    settings: Settings,
     batch_size: int = 1000,
     workers: Annotated[int, _workers("PROFILES_INTAKE_WORKERS")] = 1,
 ) -> None:
     """Only the intake processor: the intake topic into the log until SIGTERM/SIGINT."""
-    settings = _settings(database_url, kafka, None)
     if not settings.kafka_bootstrap:
         typer.echo("profiles intake reads Kafka: set KAFKA_BOOTSTRAP_SERVERS or --kafka", err=True)
         raise typer.Exit(2)
@@ -218,11 +179,10 @@ app.add_typer(projections_app, name="projections")
 
 
 @projections_app.command("rebuild")
+@with_settings
 def rebuild_projections(
+    settings: Settings,
     into: Annotated[str, typer.Option("--into", help="New schema to build the read models in.")],
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
-    data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Records of the first batch.")] = 5000,
     max_batch: Annotated[int, typer.Option(help=_MAX_BATCH_HELP)] = CATCH_UP_BATCH,
     workers: Annotated[
@@ -241,8 +201,6 @@ def rebuild_projections(
         rebuild,
         rebuild_in_processes,
     )
-
-    settings = _settings(database_url, kafka, data_dir)
 
     try:
         if workers > 1:
@@ -264,21 +222,19 @@ def rebuild_projections(
 
 
 @app.command("import")
+@with_settings
 def import_file(
+    settings: Settings,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or NDJSON file.")],
     database: Annotated[str, typer.Option("--database", help="Database to import into.")],
     file_format: Annotated[
         str | None, typer.Option("--format", help="csv or ndjson; default: from the file name.")
     ] = None,
     geo: Annotated[bool, typer.Option(help="Locate `reg_ip` into reg_country/reg_city.")] = False,
-    database_url: DatabaseUrl = None,
-    kafka: Kafka = None,
-    data_dir: DataDir = None,
 ) -> None:
     """Import a file as a job (resumable, per-row errors), with a progress bar."""
     from services.import_cli import run_import
 
-    settings = _settings(database_url, kafka, data_dir)
     raise typer.Exit(run_import(settings, file, database, file_format, geo))
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -44,27 +45,113 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Settings from `env` (default: os.environ); unset means the embedded default."""
+        """Settings from `env` (default: os.environ); unset or empty means the default (for
+        the database and Kafka: the embedded default)."""
         e = dict(os.environ) if env is None else env
-        defaults = cls()
-        return cls(
-            database_url=e.get("DATABASE_URL") or None,
-            kafka_bootstrap=e.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            data_dir=Path(e["PROFILES_DATA_DIR"])
-            if e.get("PROFILES_DATA_DIR")
-            else defaults.data_dir,
-            geoip_db=Path(e["PROFILES_GEOIP_DB"]) if e.get("PROFILES_GEOIP_DB") else None,
-            bootstrap_key=e.get("PROFILES_BOOTSTRAP_KEY") or None,
-            events_topic=e.get("PROFILES_EVENTS_TOPIC", defaults.events_topic),
-            intake_topic=e.get("PROFILES_INTAKE_TOPIC", defaults.intake_topic),
-            kafka_partitions=int(e.get("PROFILES_KAFKA_PARTITIONS", defaults.kafka_partitions)),
-            read_schema=e.get("PROFILES_READ_SCHEMA", defaults.read_schema),
-            log_format=e.get("PROFILES_LOG_FORMAT", defaults.log_format),
-            consistency_wait=float(e.get("PROFILES_CONSISTENCY_WAIT", defaults.consistency_wait)),
-            publish_wait=float(e.get("PROFILES_PUBLISH_WAIT", defaults.publish_wait)),
-            max_body_bytes=int(e.get("PROFILES_MAX_BODY_BYTES", defaults.max_body_bytes)),
-            max_import_bytes=int(e.get("PROFILES_MAX_IMPORT_BYTES", defaults.max_import_bytes)),
-            dedupe_days=float(e.get("PROFILES_DEDUPE_DAYS", defaults.dedupe_days)),
-            background_nice=int(e.get("PROFILES_BACKGROUND_NICE", defaults.background_nice)),
-            group_instance=e.get("PROFILES_GROUP_INSTANCE") or None,
-        )
+        given: dict[str, Any] = {o.field: o.parse(e[o.env]) for o in OPTIONS if e.get(o.env)}
+        return cls(**given)
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment `from_env` reads them back from (for processes
+        started with them, e.g. the members of `--workers`)."""
+        values = {o.env: getattr(self, o.field) for o in OPTIONS}
+        return {name: str(value) for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field, its environment variable, its command-line flag."""
+
+    field: str
+    env: str
+    flag: str
+    kind: type
+    help: str
+
+    def parse(self, text: str) -> Any:
+        return self.kind(text)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "database_url", "DATABASE_URL", "--database-url", str, "PostgreSQL URL; unset: embedded."
+    ),
+    Option(
+        "kafka_bootstrap",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "--kafka",
+        str,
+        "Kafka bootstrap servers; unset: the PostgreSQL log.",
+    ),
+    Option("data_dir", "PROFILES_DATA_DIR", "--data-dir", Path, "Embedded data directory."),
+    Option("geoip_db", "PROFILES_GEOIP_DB", "--geoip-db", Path, "GeoIP2 City .mmdb file."),
+    Option(
+        "bootstrap_key",
+        "PROFILES_BOOTSTRAP_KEY",
+        "--bootstrap-key",
+        str,
+        "An API key that exists with the admin permission after start.",
+    ),
+    Option(
+        "kafka_partitions",
+        "PROFILES_KAFKA_PARTITIONS",
+        "--kafka-partitions",
+        int,
+        "Partitions of a topic this service creates.",
+    ),
+    Option("events_topic", "PROFILES_EVENTS_TOPIC", "--events-topic", str, "Canonical topic."),
+    Option("intake_topic", "PROFILES_INTAKE_TOPIC", "--intake-topic", str, "Intake topic."),
+    Option(
+        "read_schema", "PROFILES_READ_SCHEMA", "--read-schema", str, "Schema of the read models."
+    ),
+    Option("log_format", "PROFILES_LOG_FORMAT", "--log-format", str, "json or console."),
+    Option(
+        "consistency_wait",
+        "PROFILES_CONSISTENCY_WAIT",
+        "--consistency-wait",
+        float,
+        "Seconds a read with a Consistency-Token waits at most.",
+    ),
+    Option(
+        "publish_wait",
+        "PROFILES_PUBLISH_WAIT",
+        "--publish-wait",
+        float,
+        "Seconds a write waits for Kafka before answering (its events wait in the outbox).",
+    ),
+    Option(
+        "max_body_bytes",
+        "PROFILES_MAX_BODY_BYTES",
+        "--max-body-bytes",
+        int,
+        "Largest JSON request body (larger: 413).",
+    ),
+    Option(
+        "max_import_bytes",
+        "PROFILES_MAX_IMPORT_BYTES",
+        "--max-import-bytes",
+        int,
+        "Largest file an import upload may be.",
+    ),
+    Option(
+        "dedupe_days",
+        "PROFILES_DEDUPE_DAYS",
+        "--dedupe-days",
+        float,
+        "Days a projector on Kafka remembers applied event ids.",
+    ),
+    Option(
+        "background_nice",
+        "PROFILES_BACKGROUND_NICE",
+        "--background-nice",
+        int,
+        "CPU niceness of the bulk roles (0: as is).",
+    ),
+    Option(
+        "group_instance",
+        "PROFILES_GROUP_INSTANCE",
+        "--group-instance",
+        str,
+        "Static name in Kafka consumer groups (KIP-345), unique in the group.",
+    ),
+)

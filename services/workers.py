@@ -190,8 +190,11 @@ def supervise(settings: Settings, workers: int, role: Sequence[str]) -> int:
 
     # the embedded PostgreSQL is started here, once, rather than raced for by every child
     url, embedded = database_url(settings)
-    # a member must not read the supervisor's worker count and start members of its own
+    # the members' settings are the supervisor's, flags included (a member parses only the
+    # role's own options); a member must not read the supervisor's worker count and start
+    # members of its own
     env = {
+        **settings.as_env(),
         "DATABASE_URL": url,
         "PROFILES_PROJECTOR_WORKERS": "1",
         "PROFILES_INTAKE_WORKERS": "1",
