@@ -280,12 +280,12 @@ async def test_a_file_import_survives_a_postgres_restart_and_imports_each_row_on
         )
         assert uploaded.status_code == 202, uploaded.text
         job = f"/v1/databases/{database}/imports/{uploaded.json()['job_id']}"
-        assert (await job_when(api, job, lambda j: j["rows_done"] >= 3000))["state"] == "running"
+        assert (await job_when(api, job, lambda j: j["rows"] >= 3000))["state"] == "running"
         await own_postgres.stop()
         await asyncio.sleep(1.0)
         await own_postgres.start()
         done = await job_when(api, job, lambda j: j["state"] in ("done", "failed"))
-        assert (done["state"], done["rows_done"], done["created"], done["updated"]) == (
+        assert (done["state"], done["rows"], done["created"], done["updated"]) == (
             "done",
             rows,
             rows,
