@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -66,6 +67,7 @@ class KafkaLog:
         self._outbox = Outbox(pool, topic, self._send) if pool is not None else None
         self._sweep_every = sweep_every
         self._publish_wait = publish_wait
+        self._away_until = 0.0  # until then, writers do not wait for the broker (`publish`)
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -109,30 +111,34 @@ class KafkaLog:
 
         The events are committed to the outbox already. While the broker is away a flush waits
         for it (aiokafka retries its connections without end), and so would the writer, and
-        with it an HTTP request holding a pooled connection. Past the wait the writer goes on
-        with OUTBOX positions; the sweep publishes the batch once the broker is back.
+        with it an HTTP request. Past the wait the writer goes on with OUTBOX positions; the
+        sweep publishes the batch once the broker is back. After such a wait, the writes of the
+        next `publish_wait` seconds do not wait at all: one write in that time pays for the
+        outage, not every one (and none holds a pooled connection meanwhile).
         """
         if not staged.outbox:
             return list(staged.positions)
+        if time.monotonic() < self._away_until:
+            return _pending(staged)
         try:
-            return await asyncio.wait_for(
+            positions = await asyncio.wait_for(
                 self._require_outbox().flush(staged.outbox), self._publish_wait
             )
         except (TimeoutError, KafkaError) as exc:
+            self._away_until = time.monotonic() + self._publish_wait
             log.warning(
                 "outbox.publish_deferred", batches=len(staged.outbox), error=type(exc).__name__
             )
-            return [
-                Position(OUTBOX, batch)
-                for batch, count in zip(staged.outbox, staged.counts, strict=True)
-                for _ in range(count)
-            ]
+            return _pending(staged)
+        self._away_until = 0.0
+        return positions
 
     async def _send(self, records: Sequence[Record]) -> list[Position]:
         return await send_batched(self._require_producer(), self.topic, records)
 
     async def _sweep(self, outbox: Outbox) -> None:
-        """Publish what a writer committed but did not publish (it died in between)."""
+        """Publish what a writer committed but did not publish (it died in between, or stopped
+        waiting for an absent broker)."""
         while True:
             await asyncio.sleep(self._sweep_every)
             try:
@@ -140,6 +146,7 @@ class KafkaLog:
                     # bounded, so that a flush stuck on an absent broker lets go of its
                     # connection and lock now and then, and the outage shows in the log
                     await asyncio.wait_for(outbox.flush(), SWEEP_FLUSH_WAIT)
+                    self._away_until = 0.0  # the broker is back: writers wait for it again
             except (*ROLE_TRANSIENT, asyncpg.PostgresError) as exc:  # the next round retries
                 log.warning("outbox.sweep_failed", error=type(exc).__name__)
 
@@ -181,6 +188,15 @@ class KafkaLog:
         if self._producer is None:
             raise RuntimeError("KafkaLog.start() was not awaited")
         return self._producer
+
+
+def _pending(staged: Staged) -> list[Position]:
+    """An OUTBOX position for each staged event: where the sweep will publish it is not known."""
+    return [
+        Position(OUTBOX, batch)
+        for batch, count in zip(staged.outbox, staged.counts, strict=True)
+        for _ in range(count)
+    ]
 
 
 def _encoded(events: Sequence[Event | EncodedEvent]) -> list[EncodedEvent]:
