@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from projections import read_models
-from services.eventlog.postgres import PostgresLog
+from projections import checkpoints, read_models
 from services.http_common import runtime
 from services.outages import TRANSIENT
+from services.runtime import Runtime
 
 PROBE_TIMEOUT_S = 1.0
 
@@ -39,25 +39,31 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """200 when PostgreSQL answers within a second, 503 otherwise: the API cannot serve a
-    request without it (Kafka it can do without for a while: writes wait in the outbox). With
-    the PostgreSQL log, how many events the read models are behind it."""
+    request without it (Kafka it can do without for a while: writes wait in the outbox).
+    Also how many events of the log the read models are `behind`, when the log answers
+    within a second too (`log` says whether it did)."""
     rt = runtime(request)
     began = time.monotonic()
-    body: dict[str, Any] = {}
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S), rt.pool.acquire() as conn:
-            if isinstance(rt.log, PostgresLog):  # its head and the projection's are both here
-                body["behind"] = await conn.fetchval(
-                    "SELECT (SELECT next_position FROM eventlog.head) - coalesce(("
-                    "  SELECT next_offset FROM checkpoints WHERE projection = $1 AND topic = $2"
-                    "), 0)",
-                    read_models.NAME,
-                    rt.log.topic,
-                )
-            else:
-                await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 1")
     except TRANSIENT as exc:
-        body |= {"status": "unavailable", "database": f"unavailable: {type(exc).__name__}"}
-        return JSONResponse(body, status_code=503)
-    body |= {"status": "ready", "database": "ok", "ms": round(1000 * (time.monotonic() - began))}
+        down = {"status": "unavailable", "database": f"unavailable: {type(exc).__name__}"}
+        return JSONResponse(down, status_code=503)
+    answered = round(1000 * (time.monotonic() - began))
+    body: dict[str, Any] = {"status": "ready", "database": "ok", "ms": answered}
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            body["behind"] = await _behind(rt)
+        body["log"] = "ok"
+    except TRANSIENT as exc:  # readiness is the database's: the log may be away a while
+        body |= {"behind": None, "log": f"unavailable: {type(exc).__name__}"}
     return JSONResponse(body)
+
+
+async def _behind(rt: Runtime) -> int:
+    """Events of the log that the read models have not applied yet, over all partitions."""
+    ends = await rt.log.ends()
+    async with rt.pool.acquire() as conn:
+        applied = await checkpoints.load(conn, read_models.NAME, rt.log.topic, list(ends))
+    return sum(max(0, end - applied[p]) for p, end in ends.items())

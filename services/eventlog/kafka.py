@@ -155,16 +155,18 @@ class KafkaLog:
         return Position(meta.partition, meta.offset)
 
     async def ends(self) -> dict[int, int]:
+        # started inside the try: a probe cut short (a timeout, the broker away) closes what
+        # it opened
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
         try:
+            await admin.start()
             (described,) = await admin.describe_topics([self.topic])
         finally:
             await admin.close()
         partitions = [TopicPartition(self.topic, p["partition"]) for p in described["partitions"]]
         probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await probe.start()
         try:
+            await probe.start()
             offsets = await probe.end_offsets(partitions)
         finally:
             await probe.stop()

@@ -131,7 +131,14 @@ async def test_a_write_while_the_broker_is_away_answers_and_lands_once_it_is_bac
     ):
         database = await api.database()
         path = f"/v1/databases/{database}/profiles"
+        ready = await api.client.get("/readyz")
+        assert (ready.status_code, ready.json()["log"]) == (200, "ok")
+        assert ready.json()["behind"] >= 0
         await own_broker.stop()
+        still = await api.client.get("/readyz")  # PostgreSQL answers: the API can serve
+        assert still.status_code == 200
+        assert still.json()["log"].startswith("unavailable")
+        assert still.json()["behind"] is None
         began = time.monotonic()
         written = await api.client.post(path, json={"email": "away@example.com"})
         assert written.status_code == 201, written.text
