@@ -29,6 +29,7 @@ from services.body_limit import BodyLimit
 from services.failures import Failures
 from services.http_common import document_bodies, invalid_domain, invalid_request
 from services.import_worker import ImportWorker
+from services.metrics import HttpMetrics, Measured, metrics
 from services.projector import Projector
 from services.runtime import open_runtime
 from services.settings import Settings
@@ -69,6 +70,7 @@ def create_app(
                 max_batch=0,
                 dedupe_window=settings.dedupe_window,
             )
+            app.state.projector = runner
             roles["projector"] = _role("projector", runner.run(stop))
         if ingest:
             app.state.import_worker = ImportWorker(rt.pool, rt.importer)
@@ -82,13 +84,16 @@ def create_app(
 
     app = FastAPI(title="Subscriber Profiles", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Failures)  # outermost: a failure anywhere gets a problem document
+    app.add_middleware(Failures)  # a failure anywhere gets a problem document
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(Measured, metrics=app.state.http_metrics)  # outermost: counts them too
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ValidationError, invalid_domain)
     app.add_exception_handler(auth.AuthError, auth.auth_error_handler)
     app.add_api_route("/asyncapi.json", asyncapi.document, methods=["GET"], tags=["docs"])
     document_bodies(app)
     app.include_router(routes_health.router())
+    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["health"])
     if ingest:
         app.include_router(routes_admin.router())
         app.include_router(routes_writes.router())

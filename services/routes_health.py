@@ -54,14 +54,14 @@ async def readyz(request: Request) -> JSONResponse:
     body: dict[str, Any] = {"status": "ready", "database": "ok", "ms": answered}
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            body["behind"] = await _behind(rt)
+            body["behind"] = await behind(rt)
         body["log"] = "ok"
     except TRANSIENT as exc:  # readiness is the database's: the log may be away a while
         body |= {"behind": None, "log": f"unavailable: {type(exc).__name__}"}
     return JSONResponse(body)
 
 
-async def _behind(rt: Runtime) -> int:
+async def behind(rt: Runtime) -> int:
     """Events of the log that the read models have not applied yet, over all partitions."""
     ends = await rt.log.ends()
     async with rt.pool.acquire() as conn:
