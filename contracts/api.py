@@ -120,8 +120,10 @@ class UpdateProfileRequest(_Body):
 
     fields: dict[str, JsonValue] = Field(default_factory=dict)
     custom: dict[str, JsonValue] = Field(default_factory=dict)
-    increment: dict[str, int | float] = Field(
-        default_factory=dict, description="Add to custom Number/Float fields."
+    increment: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Add to custom Number/Float fields: an integer for a Number, any finite "
+        "number for a Float (checked against the field's type, R3).",
     )
     tags_add: dict[str, list[str]] = Field(default_factory=dict)
     tags_remove: dict[str, list[str]] = Field(default_factory=dict)

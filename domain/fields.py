@@ -87,6 +87,11 @@ _TAG_SEPARATORS = re.compile(r"[,|;]")
 _NOT_IN_TAG = re.compile(r"[,|;\x00]")
 
 
+def is_tag(text: str) -> bool:
+    """Whether `text` can be one tag: it holds none of the separators `,` `|` `;` (R3)."""
+    return not _NOT_IN_TAG.search(text)
+
+
 # --- defining custom fields -------------------------------------------------------------------
 
 
@@ -150,6 +155,7 @@ def _unique_trimmed(items: Sequence[str]) -> tuple[str, ...]:
 # --- parsing text (file import) ---------------------------------------------------------------
 
 _INT64 = range(-(2**63), 2**63)
+INT64_MIN, INT64_MAX = _INT64[0], _INT64[-1]
 _NUMBER = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE = re.compile(

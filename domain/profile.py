@@ -17,6 +17,7 @@ from contracts import (
     ProfileUpdated,
 )
 from domain.fields import UTM_FIELDS
+from domain.updates import incremented
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # actions whose IP gives the latest-action location (R21)
@@ -173,8 +174,7 @@ class _Draft:
         if data.custom_set or data.custom_unset:
             _merge(self.custom, data.custom_set, data.custom_unset)
         for name, amount in data.increment.items():
-            current = self.custom.get(name)
-            self.custom[name] = (current if isinstance(current, int | float) else 0) + amount
+            self.custom[name] = incremented(self.custom.get(name), amount)
         for name, tags in data.tags_add.items():
             self.custom[name] = list(dict.fromkeys([*_tags(self.custom.get(name)), *tags]))
         for name, tags in data.tags_remove.items():

@@ -32,9 +32,10 @@ from contracts.api import (
     WriteResponse,
 )
 from domain.database import DatabaseState
-from domain.errors import Violation, collect
+from domain.errors import ValidationError, Violation, collect
 from domain.imports import RefKind
-from domain.updates import UpdateItem, prepare_update
+from domain.updates import UpdateItem, increment_violations, prepare_update
+from projections import profiles
 from services import auth, consistency, identity, structure
 from services.event_ids import new_id
 from services.http_common import (
@@ -175,6 +176,11 @@ async def update_profile(profile_id: UUID, request: Request, _: auth.Writer) -> 
         if database is None:
             return problem(404, "Profile not found")
         update = prepare_update(database, _update_item(body))
+        if update.increment:  # R3: the sum stays in the type's range, from the value read now
+            now_state = await profiles.get(conn, profile_id)
+            custom = now_state.custom if now_state is not None else {}
+            if broken := increment_violations(update.increment, custom):
+                raise ValidationError(broken)
         ref: tuple[RefKind, str] = ("profile_id", str(profile_id))
         resolved = await identity.resolve(
             conn, database.database_id, [identity.Claim(update.claims, ref)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from domain.database import DatabaseState, fold_all
 from domain.errors import ValidationError
 from domain.imports import ImportItem, prepare
-from domain.updates import UpdateItem, prepare_update
+from domain.updates import UpdateItem, increment_violations, incremented, prepare_update
 from tests.factories import database_event
 
 
@@ -102,3 +104,61 @@ def test_increment_and_tag_edits_need_fields_of_their_type_R3() -> None:
 
 def test_float_fields_take_fractional_increments_R3() -> None:
     assert prepare_update(_db(), UpdateItem(increment={"score": 0.5})).increment == {"score": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("field", "amount", "rule"),
+    [
+        ("visits", True, "number_format"),  # JSON keeps booleans apart from numbers
+        ("visits", 2**63, "number_format"),  # beyond a signed 64-bit integer
+        ("visits", "3", "number_format"),
+        ("score", False, "float_format"),
+        ("score", float("inf"), "float_format"),  # what JSON's 1e309 parses to
+        ("score", float("nan"), "float_format"),
+    ],
+)
+def test_an_increment_is_a_number_of_the_fields_type_R3(
+    field: str, amount: object, rule: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        prepare_update(_db(), UpdateItem(increment={field: amount}))  # type: ignore[dict-item]
+    assert [(v.field, v.rule, v.value) for v in caught.value.violations] == [
+        (f"increment.{field}", rule, amount)
+    ]
+
+
+def test_an_increment_that_leaves_the_range_is_refused_from_the_current_value_R3() -> None:
+    top, bottom = 2**63 - 1, -(2**63)
+    custom = {"visits": top, "score": 1e308, "low": bottom}
+    broken = increment_violations({"visits": 1, "score": 1e308, "low": -1}, custom)
+    assert [(v.field, v.rule, v.value) for v in broken] == [
+        ("increment.visits", "number_range", 1),
+        ("increment.score", "float_range", 1e308),
+        ("increment.low", "number_range", -1),
+    ]
+    assert increment_violations({"visits": -1, "score": -1e308, "new": top}, custom) == []
+
+
+def test_a_fold_saturates_at_the_types_bounds_R3() -> None:
+    """Two increments the write API passed one by one may still overflow together."""
+    assert incremented(2**63 - 1, 5) == 2**63 - 1
+    assert incremented(-(2**63), -1) == -(2**63)
+    assert incremented(1e308, 1e308) == sys.float_info.max
+    assert incremented(-1e308, -1e308) == -sys.float_info.max
+    assert incremented(None, 2) == 2
+    assert incremented("text", 2.5) == 2.5  # a value of another type counts as nothing
+
+
+def test_tags_to_add_or_remove_follow_the_tags_rules_R3() -> None:
+    update = prepare_update(
+        _db(),
+        UpdateItem(tags_add={"bought": (" x ", "", "  ", "y", "x")}, tags_remove={"bought": ("",)}),
+    )
+    assert update.tags_add == {"bought": ("x", "y")}
+    assert update.tags_remove == {"bought": ()}
+    with pytest.raises(ValidationError) as caught:
+        prepare_update(_db(), UpdateItem(tags_add={"bought": ("a;b", "c|d", "ok")}))
+    assert [(v.field, v.rule, v.value) for v in caught.value.violations] == [
+        ("tags_add.bought", "tags_format", "a;b"),
+        ("tags_add.bought", "tags_format", "c|d"),
+    ]
