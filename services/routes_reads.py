@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from contracts.api import (
     ContactTab,
@@ -156,12 +156,18 @@ async def get_by_field(
     return await _read(request, token, find)
 
 
-async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> Any:
+async def export_profile(
+    profile_id: UUID, request: Request, _: auth.Reader, token: Token = None
+) -> Any:
     """Everything stored about one profile, as one JSON document (R27)."""
-    async with runtime(request).pool.acquire() as conn:
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    async with rt.pool.acquire() as conn:
         state = await profiles.get(conn, profile_id)
         if state is None:
-            return problem(404, "Profile not found")
+            return not_found(reached)
         document = {
             "exported_at": datetime.now(UTC).isoformat(),
             "profile": view(state).model_dump(mode="json"),
@@ -175,10 +181,10 @@ async def export_profile(profile_id: UUID, request: Request, _: auth.Reader) -> 
             },
             "ingest": await identity.raw(conn, profile_id),
         }
-    return JSONResponse(
-        document,
-        headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},
-    )
+    headers = {"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'}
+    if not reached:
+        headers["Consistency"] = "behind"
+    return JSONResponse(document, headers=headers)
 
 
 def _lister(what: str) -> Any:
@@ -199,16 +205,23 @@ def _lister(what: str) -> Any:
     return listing
 
 
-async def segment_members(segment_id: str, request: Request, _: auth.Reader) -> StreamingResponse:
+async def segment_members(
+    segment_id: str, request: Request, _: auth.Reader, token: Token = None
+) -> Response:
     """Every member of a static segment, one JSON object per line, streamed (R23)."""
-    pool = runtime(request).pool
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    pool = rt.pool
 
     async def lines() -> AsyncIterator[bytes]:
         async with pool.acquire() as conn, conn.transaction(readonly=True):
             async for chunk in interactions.members(conn, segment_id):
                 yield b"".join(orjson.dumps(row) + b"\n" for row in chunk)
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    headers = {} if reached else {"Consistency": "behind"}
+    return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
 
 
 async def get_history(

@@ -347,12 +347,18 @@ async def who_receives(
     profile_id: Annotated[UUID, Query()],
     channel: Annotated[str, Query()],
     category: Annotated[str | None, Query()] = None,
+    token: Token = None,
 ) -> Any:
     """The contact a message would go to, or a machine-readable reason why none (R7, R12, R16)."""
     base = RecipientView(
         profile_id=profile_id, resource_id=resource_id, channel=channel, category=category
     )
-    async with runtime(request).pool.acquire() as conn:
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    headers = {} if reached else {"Consistency": "behind"}
+    async with rt.pool.acquire() as conn:
         resource = await resources.load(conn, resource_id)
         if resource is None:
             return problem(404, "Resource not found")
@@ -370,7 +376,8 @@ async def who_receives(
             )
         profile = await profiles.get(conn, profile_id)
         if profile is None:
-            return _with(base, reason="profile_not_found", detail="no such profile")
+            gone = _with(base, reason="profile_not_found", detail="no such profile")
+            return model_response(gone, headers=headers)
         stored = (await read.load(conn, [profile_id])).get(profile_id, [])
         addresses = [s.subscription.contact for s in stored if s.subscription.channel == "email"]
         suppressed = await identity.suppressed(conn, addresses)  # R8
@@ -383,8 +390,10 @@ async def who_receives(
         suppressed,
     )
     if isinstance(chosen, NoRecipient):
-        return _with(base, reason=chosen.reason, detail=chosen.detail)
-    return _with(base, sub_id=chosen.sub_id, contact=chosen.contact, priority=chosen.priority)
+        answer = _with(base, reason=chosen.reason, detail=chosen.detail)
+    else:
+        answer = _with(base, sub_id=chosen.sub_id, contact=chosen.contact, priority=chosen.priority)
+    return model_response(answer, headers=headers)
 
 
 def _new(body: SubscribeRequest) -> NewSubscription:
