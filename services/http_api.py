@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import ValidationError
 from projections import read_models
@@ -27,7 +28,7 @@ from services import (
 )
 from services.body_limit import BodyLimit
 from services.failures import Failures
-from services.http_common import document_bodies, invalid_domain, invalid_request
+from services.http_common import document_bodies, http_error, invalid_domain, invalid_request
 from services.import_worker import ImportWorker
 from services.metrics import HttpMetrics, Measured, metrics
 from services.projector import Projector
@@ -87,6 +88,7 @@ def create_app(
     app.add_middleware(Failures)  # a failure anywhere gets a problem document
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(Measured, metrics=app.state.http_metrics)  # outermost: counts them too
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ValidationError, invalid_domain)
     app.add_exception_handler(auth.AuthError, auth.auth_error_handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.api import FieldError, Problem
 from domain.errors import ValidationError, Violation
@@ -74,6 +76,16 @@ async def caught_up(rt: Runtime, token: str | None) -> bool | ProblemResponse:
     return await consistency.wait(
         rt.pool, read_models.NAME, rt.log.topic, positions, rt.settings.consistency_wait
     )
+
+
+async def http_error(_: Request, exc: Exception) -> ProblemResponse:
+    """Starlette's own errors (no such route, a method the route lacks) as problem documents,
+    like every other error of the API."""
+    assert isinstance(exc, StarletteHTTPException)
+    title = HTTPStatus(exc.status_code).phrase
+    response = problem(exc.status_code, title, None if exc.detail == title else str(exc.detail))
+    response.headers.update(exc.headers or {})  # a 405 says what is Allowed
+    return response
 
 
 async def invalid_request(_: Request, exc: Exception) -> ProblemResponse:
