@@ -129,6 +129,9 @@ async def import_batch(database_id: str, request: Request, _: auth.Writer) -> An
     except BodyError as error:
         return problem(422, "Invalid request", errors=body_errors(error))
     assert isinstance(items, list)
+    if not items:  # nothing to give a result for: the request itself is wrong
+        empty = FieldError(field="items", rule="too_short", value=[])
+        return problem(422, "Invalid request", "A batch holds 1 to 1,000 items.", [empty])
     valid, invalid = each_valid(ImportProfileRequest, items)
     rt = runtime(request)
     async with rt.pool.acquire() as conn:

@@ -273,6 +273,9 @@ async def test_a_batch_item_of_the_wrong_shape_rejects_only_itself(api: Api) -> 
         f"/v1/databases/{db}/profiles:batch", json={"items": [], "extra": 1}
     )
     assert envelope.status_code == 422  # the envelope itself is still checked as a whole
+    empty = await api.client.post(f"/v1/databases/{db}/profiles:batch", json={"items": []})
+    assert empty.status_code == 422
+    assert empty.json()["errors"] == [{"field": "items", "rule": "too_short", "value": []}]
     nothing = await api.client.post(
         f"/v1/databases/{db}/profiles:batch",
         json={"items": [{"status": "asleep"}, {"email": "not-an-email"}]},
