@@ -247,6 +247,9 @@ async def get_history(
         if moment.tzinfo is None:
             error = FieldError(field=name, rule="timezone_required", value=moment.isoformat())
             return problem(422, "Invalid request", errors=[error])
+    if since > until:  # an empty page would read as "nothing happened"
+        error = FieldError(field="from", rule="after_to", value=since.isoformat())
+        return problem(422, "Invalid request", "`from` is later than `to`.", [error])
     rt = runtime(request)
     reached = await caught_up(rt, token)
     if isinstance(reached, ProblemResponse):

@@ -265,3 +265,14 @@ async def test_forms_update_utm_only_when_the_form_says_so_R22(api: Api) -> None
     got = await api.read(f"/v1/profiles/{pid}", on["consistency_token"])
     assert got.json()["tabs"]["reg"]["utm_source"] == "newsletter"
     assert got.json()["tabs"]["reg"]["utm_campaign"] == "spring"
+
+
+async def test_a_period_that_ends_before_it_starts_is_a_422_R19(api: Api) -> None:
+    _, pid, _ = await new_profile(api)
+    now = datetime.now(UTC)
+    backwards = {"from": now.isoformat(), "to": (now - timedelta(days=1)).isoformat()}
+    got = await api.client.get(f"/v1/profiles/{pid}/history", params=backwards)
+    assert got.status_code == 422
+    assert got.json()["errors"] == [
+        {"field": "from", "rule": "after_to", "value": backwards["from"]}
+    ]
