@@ -39,7 +39,8 @@ def _http(
     api = create_app(settings, ingest=ingest, query=query, projector=projector)
     tune_gc()
     structlog.get_logger(__name__).info("http.listening", url=f"http://{host}:{port}")
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    # log_config=None: its records go through this log (`services.logging`), not its own format
+    uvicorn.run(api, host=host, port=port, log_level="warning", log_config=None)
 
 
 @app.command()

@@ -53,6 +53,32 @@ def configure(fmt: str = "console", level: int = logging.INFO) -> None:
         logger_factory=_line_logger,
         cache_logger_on_first_use=True,
     )
+    # the libraries' warnings and errors (the root logger's level), once however often this runs
+    root = logging.getLogger()
+    if not any(isinstance(h, _LibraryRecords) for h in root.handlers):
+        root.addHandler(_LibraryRecords())
+
+
+class _LibraryRecords(logging.Handler):
+    """The records of the libraries (asyncpg, aiokafka, uvicorn) as lines of this log, in its
+    format: a JSON log stays one JSON object a line, where asyncpg printed a retry's traceback
+    and aiokafka its reconnects in plain text between them.
+
+    An exception is kept as its type only: its message or a traceback may quote a statement's
+    values (an email in a unique-key violation).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["error"] = record.exc_info[0].__name__
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's format string and arguments disagree
+            message = str(record.msg)
+        level = record.levelname.lower()
+        emit = getattr(structlog.get_logger(), level, None) or structlog.get_logger().warning
+        emit(message, **fields)
 
 
 class LineLogger:

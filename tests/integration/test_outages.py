@@ -8,6 +8,7 @@ so the session's shared server is never touched.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter
@@ -124,6 +125,8 @@ async def test_projector_process_rides_out_a_postgres_crash_mid_stream(
         await assert_exactly_once(pool)
         assert projector.poll() is None
         assert '"projector.retry"' in path.read_text()
+        # the libraries' records too (asyncpg's retries) are JSON lines of this log
+        assert all(json.loads(line) for line in path.read_text().splitlines())
     finally:
         publishing.cancel()
         assert terminate(projector) == 0, path.read_text()[-3000:]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import structlog
 
 from services.logging import configure
@@ -92,3 +93,26 @@ def test_forked_members_sharing_unbuffered_stdout_write_whole_json_lines(tmp_pat
     assert len(lines) == 4 * 3000
     seen = {(line["member"], line["n"]) for line in map(json.loads, lines)}
     assert len(seen) == 4 * 3000
+
+
+def test_library_records_become_lines_of_the_log_without_their_exception_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """asyncpg printed a retry's whole traceback in plain text between the JSON lines; now each
+    record of a library is one JSON line, its exception reduced to its type."""
+    configure("json", logging.INFO)
+    try:
+        raise ValueError("duplicate key: Key (email)=(ann@example.com) already exists")
+    except ValueError:
+        logging.getLogger("asyncpg.pool").warning(
+            "Failed to restore the pool connection floor; retrying", exc_info=True
+        )
+    logging.getLogger("aiokafka").error("Unable connect to node with id %s", 1)
+    structlog.reset_defaults()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["event"], r["logger"], r["level"], r.get("error")) for r in lines] == [
+        ("Failed to restore the pool connection floor; retrying", "asyncpg.pool", "warning",
+         "ValueError"),
+        ("Unable connect to node with id 1", "aiokafka", "error", None),
+    ]  # fmt: skip
+    assert "ann@example.com" not in json.dumps(lines)
