@@ -10,13 +10,35 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from contracts.envelope import EnvelopeBase
 
 
 class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# The latest-action location fields an IP gives (R21, `domain.geo.tracked_fields`), each with
+# the type its standard field has: nothing else may reach a profile's fields this way.
+_PLACE_NAMES = {"country": 64, "region": 128, "city": 128, "zip": 32, "timezone": 64}
+_COORDINATES = {"latitude": 90.0, "longitude": 180.0}
+
+
+def _tracked_location(location: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    for name, value in location.items():
+        if name in _PLACE_NAMES:
+            if not isinstance(value, str) or len(value) > _PLACE_NAMES[name]:
+                raise ValueError(f"{name} must be a text of at most {_PLACE_NAMES[name]} chars")
+        elif name in _COORDINATES:
+            bound = _COORDINATES[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number")
+            if not -bound <= value <= bound:
+                raise ValueError(f"{name} must be within ±{bound:g}")
+        else:
+            raise ValueError(f"{name} is not a location field")
+    return location
 
 
 class CampaignActionData(_Data):
@@ -29,7 +51,11 @@ class CampaignActionData(_Data):
     sub_id: UUID | None = Field(default=None, description="The subscription it went to.")
     url: str | None = Field(default=None, max_length=2048, description="Clicked link.")
     ip: str | None = Field(default=None, max_length=45)
-    location: dict[str, JsonValue] = Field(default_factory=dict)
+    location: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Filled at intake from `ip` (R21)."
+    )
+
+    _location = field_validator("location")(_tracked_location)
 
 
 class PixelHitData(_Data):
@@ -43,7 +69,11 @@ class PixelHitData(_Data):
     campaign_id: str | None = Field(default=None, max_length=128)
     pixel_data: dict[str, JsonValue] = Field(default_factory=dict)
     ip: str | None = Field(default=None, max_length=45)
-    location: dict[str, JsonValue] = Field(default_factory=dict)
+    location: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Filled at intake from `ip` (R21)."
+    )
+
+    _location = field_validator("location")(_tracked_location)
 
 
 class PromoCodeData(_Data):

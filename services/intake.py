@@ -112,7 +112,7 @@ class Intake:
 
     def _located(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         ip = data.get("ip")
-        if event_type not in _LOCATED or self.geo is None or data.get("location") or not ip:
+        if event_type not in _LOCATED or self.geo is None or not ip:
             return data
         where = self.geo.locate(str(ip))
         return data if where is None else {**data, "location": tracked_fields(where)}
@@ -138,6 +138,8 @@ def _data(public: PublicEvent, live: set[UUID]) -> dict[str, Any]:
         raise ValidationError(
             [Violation("schema_version", "unsupported_version", public.schema_version)]
         )
+    if "location" in public.data:  # R21: from the IP, here; a publisher cannot say where
+        raise ValidationError([Violation("data.location", "set_from_ip", None)])
     try:
         data = public.data_class().model_validate(public.data)
     except DataError as error:

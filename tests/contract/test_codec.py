@@ -75,3 +75,22 @@ def test_upcast_applies_the_chain_in_order() -> None:
         "schema_version": 3,
         "data": {"value": 5},
     }
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        {"first_name": "Injected"},  # not a location field: it would land in the profile
+        {"latitude": "north"},
+        {"latitude": 91.0},
+        {"country": 7},
+    ],
+)
+def test_a_location_holds_only_typed_location_fields_R21(location: dict[str, object]) -> None:
+    """A record on the canonical topic that did not come through the intake (which fills the
+    location from the IP) cannot carry anything else into a profile's fields."""
+    document = json.loads((Path(__file__).parent / "golden" / "pixel.hit.v1.json").read_bytes())
+    document["data"]["location"] = location
+    with pytest.raises(DecodeError) as caught:
+        decode(json.dumps(document).encode())
+    assert "data.location" in caught.value.reason

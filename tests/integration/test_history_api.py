@@ -210,6 +210,26 @@ async def test_a_click_and_then_a_pixel_hit_each_move_the_latest_action_location
     assert got.json()["tabs"]["tracked"]["city"] == "Tokyo"  # a send is not the person's action
 
 
+async def test_a_publisher_cannot_say_where_a_profile_is_R21(api: Api) -> None:
+    """The location of an action comes from its IP, at intake: one a publisher sends is refused,
+    and none of it (a made-up key, a name field, a typed field's garbage) reaches the profile."""
+    _, pid, token = await new_profile(api, fields={"first_name": "Ann"})
+    smuggled = {"first_name": "Injected", "email": "x@example.com", "country": "ZZ", "evil": 1}
+    for kind, data in (
+        ("pixel.hit", {"goal": "g"}),
+        ("campaign.opened", {"campaign_id": "c"}),
+        ("campaign.clicked", {"campaign_id": "c", "ip": "81.2.69.142"}),
+    ):
+        event = public(kind, {"profile_id": pid}, **data, location=smuggled)
+        refused = await api.client.post("/v1/events", json={"events": [event]})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"] == [
+            {"field": "events.0.data.location", "rule": "set_from_ip", "value": None}
+        ]
+    got = await api.read(f"/v1/profiles/{pid}", token)
+    assert got.json()["fields"] == {"first_name": "Ann"}
+
+
 async def test_deleting_a_profile_deletes_its_history_R26(api: Api) -> None:
     _, pid, _ = await new_profile(api)
     await post(api, public("segment.entered", {"profile_id": pid}, segment_id="s"))
