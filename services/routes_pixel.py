@@ -6,6 +6,7 @@ the profile exists or not: the pixel never tells.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -26,6 +27,8 @@ GIF = (
 _HEADERS = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 _NUMBERS = ("value", "cost")
 _TEXTS = {"goal": "goal", "url": "url", "referrer": "referrer", "campaign": "campaign_id"}
+# the longest each text may be in a pixel hit (contracts.activity_events.PixelHitData)
+_LONGEST = {"goal": 200, "url": 2048, "referrer": 2048, "campaign_id": 128}
 log = structlog.get_logger(__name__)
 
 
@@ -76,17 +79,23 @@ def _data(params: dict[str, str], ip: str | None) -> dict[str, Any]:
             parsed = {"data": raw}
         extra.update(parsed if isinstance(parsed, dict) else {"data": parsed})
     for name, value in params.items():
-        if name in _TEXTS:
+        # a value its field cannot hold (too long, not a finite number) is kept as it came, in
+        # `pixel_data`, rather than costing the hit (a URL with its UTM query runs long)
+        if name in _TEXTS and len(value) <= _LONGEST[_TEXTS[name]]:
             data[_TEXTS[name]] = value
-        elif name in _NUMBERS:
-            try:
-                data[name] = float(value)
-            except ValueError:
-                extra[name] = value
+        elif name in _NUMBERS and math.isfinite(number := _number(value)):
+            data[name] = number
         else:
             extra[name] = value
     data["pixel_data"] = extra
     return data
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _ip(request: Request) -> str | None:

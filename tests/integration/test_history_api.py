@@ -274,6 +274,29 @@ async def test_pixel_records_a_hit_and_always_answers_a_gif_R18(api: Api) -> Non
     assert summary["pixel_data"] == {"cart": 3, "ab": "b"}
 
 
+async def test_a_pixel_parameter_its_field_cannot_hold_is_kept_and_the_hit_too_R18(
+    api: Api,
+) -> None:
+    """A URL past 2,048 characters (UTM queries run long), a goal past 200, a value past a
+    float: the hit is recorded, each such value as it came in `pixel_data`."""
+    _, pid, token = await new_profile(api)
+    url = "https://shop.example/c?" + "utm_content=x&" * 200
+    hit = await api.client.get(
+        f"/px/{xxh_id(uuid.UUID(pid))}",
+        params={"goal": "g" * 201, "url": url, "value": "1e999", "cost": "2"},
+        headers={"Authorization": ""},
+    )
+    assert hit.status_code == 200
+    for _ in range(100):  # recorded after the response: poll for it
+        page = await history(api, pid, token, kind="pixel")
+        if page["entries"]:
+            break
+        await asyncio.sleep(0.05)
+    summary = page["entries"][0]["summary"]
+    assert [summary.get(k) for k in ("goal", "url", "value", "cost")] == [None, None, None, 2.0]
+    assert summary["pixel_data"] == {"goal": "g" * 201, "url": url, "value": "1e999"}
+
+
 async def test_forms_update_utm_only_when_the_form_says_so_R22(api: Api) -> None:
     _, pid, _ = await new_profile(api, fields={"utm_source": "import"})
     ref = {"profile_id": pid}
