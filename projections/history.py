@@ -27,13 +27,20 @@ class Page:
 
 
 async def project(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """Timeline lines of a batch in one statement; a deleted profile's history goes (R26)."""
+    """Timeline lines of a batch in one statement; a deleted profile's history goes, and so do
+    the lines of other timelines about a relation with it (R26)."""
     lines = [e for e in map(entry, events) if e is not None]
     if lines:  # an Entry is a tuple in the columns' order: COPied as it is
         await bulk.insert(conn, "history", Entry._fields, lines)
     gone = [e.subject for e in events if e.type == "profile.deleted"]
     if gone:
         await conn.execute("DELETE FROM history WHERE profile_id = ANY($1::uuid[])", gone)
+        # and the relation lines of other timelines that name it: they are its relations too
+        await conn.execute(
+            "DELETE FROM history WHERE kind = 'relation' "
+            "AND (summary ->> 'other_profile_id')::uuid = ANY($1::uuid[])",
+            gone,
+        )
 
 
 async def raw(conn: asyncpg.Connection, profile_id: UUID) -> list[dict[str, object]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
 from tests.api import Api
-from tests.events import new_profile, post, public
+from tests.events import history, new_profile, post, public
 
 pytestmark = pytest.mark.postgres
 
@@ -129,9 +130,26 @@ async def test_relations_are_seen_from_both_sides_and_go_with_a_deleted_profile_
         (bob, "recommend", "out")
     ]
     assert [(r["other_profile_id"], r["direction"]) for r in theirs] == [(alice, "in")]
+    assert len((await history(api, alice, token, kind="relation"))["entries"]) == 3
     deleted = await api.client.delete(f"/v1/profiles/{bob}")
     after = await _list(api, alice, "relations", deleted.json()["consistency_token"])
     assert after == []
+    # nor does alice's timeline (or her export) keep a line naming bob
+    page = await history(api, alice, deleted.json()["consistency_token"], kind="relation")
+    assert page["entries"] == []
+    # the deletion's statement can use the partial index (the planner may prefer a scan on
+    # a test's small table: scans are put out of the running to see that it can)
+    conn = await asyncpg.connect(api.settings.database_url)
+    try:
+        await conn.execute("SET enable_seqscan = off")
+        plan = await conn.fetch(
+            "EXPLAIN DELETE FROM read_models.history WHERE kind = 'relation' "
+            "AND (summary ->> 'other_profile_id')::uuid = ANY($1::uuid[])",
+            [uuid.UUID(bob)],
+        )
+    finally:
+        await conn.close()
+    assert "history_relation_others" in "\n".join(r[0] for r in plan)
 
 
 async def test_export_holds_every_read_model_and_ingest_row_of_the_profile_R27(api: Api) -> None:
