@@ -20,15 +20,18 @@ _SEGMENT_IN = (
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (segment_id, profile_id) DO NOTHING"
 )
 _SEGMENT_OUT = "DELETE FROM segment_members WHERE segment_id = $1 AND profile_id = $2"
+# a new run after the profile's last one of the scenario (R24: each run kept with its result)
 _SCENARIO_IN = (
-    "INSERT INTO scenario_runs (profile_id, scenario_id, entered_at, manual) "
-    "VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT (profile_id, scenario_id) DO UPDATE SET entered_at = excluded.entered_at, "
-    "finished_at = NULL, result = NULL, manual = excluded.manual"
+    "INSERT INTO scenario_runs (profile_id, scenario_id, run, entered_at, manual) "
+    "SELECT $1, $2, coalesce(max(run), 0) + 1, $3, $4 FROM scenario_runs "
+    "WHERE profile_id = $1 AND scenario_id = $2"
 )
+# the last run finishes (one finished without an enrolment seen is a run of its own)
 _SCENARIO_DONE = (
-    "INSERT INTO scenario_runs (profile_id, scenario_id, finished_at, result) "
-    "VALUES ($1, $2, $3, $4) ON CONFLICT (profile_id, scenario_id) DO UPDATE SET "
+    "INSERT INTO scenario_runs (profile_id, scenario_id, run, finished_at, result) "
+    "SELECT $1, $2, coalesce(max(run), 1), $3, $4 FROM scenario_runs "
+    "WHERE profile_id = $1 AND scenario_id = $2 "
+    "ON CONFLICT (profile_id, scenario_id, run) DO UPDATE SET "
     "finished_at = excluded.finished_at, result = excluded.result"
 )
 _PROMO = (
@@ -145,8 +148,9 @@ async def raw(conn: asyncpg.Connection, profile_id: UUID) -> dict[str, list[dict
 _LISTS = {
     "segments": "SELECT segment_id, since, manual FROM segment_members WHERE profile_id = $1 "
     "ORDER BY since DESC",
-    "scenarios": "SELECT scenario_id, entered_at, finished_at, result, manual FROM scenario_runs "
-    "WHERE profile_id = $1 ORDER BY coalesce(finished_at, entered_at) DESC",
+    "scenarios": "SELECT scenario_id, run, entered_at, finished_at, result, manual "
+    "FROM scenario_runs WHERE profile_id = $1 "
+    "ORDER BY coalesce(finished_at, entered_at) DESC, run DESC",
     "promo-codes": "SELECT code, promo_id, state, updated_at FROM promo_codes "
     "WHERE profile_id = $1 ORDER BY updated_at DESC",
     "orders": "SELECT order_id, status, currency, total, items, updated_at FROM orders "

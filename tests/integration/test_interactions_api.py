@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -66,6 +67,32 @@ async def test_triggers_and_scenarios_with_results_R24(api: Api) -> None:
     assert runs["onboarding"]["result"] == "converted"
     assert runs["onboarding"]["manual"] is True
     assert runs["winback"]["finished_at"] is None
+
+
+async def test_enrolled_again_a_profile_keeps_its_earlier_runs_and_results_R24(api: Api) -> None:
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    start = datetime.now(UTC) - timedelta(hours=1)
+    posted = await post(
+        api,
+        *(
+            public(kind, ref, start + timedelta(minutes=n), scenario_id="onboarding", **extra)
+            for n, (kind, extra) in enumerate(
+                [
+                    ("scenario.finished", {"result": "orphan"}),  # no enrolment seen: run 1
+                    ("scenario.entered", {}),
+                    ("scenario.finished", {"result": "converted"}),
+                    ("scenario.entered", {"manual": True}),
+                ]
+            )
+        ),
+    )
+    runs = await _list(api, pid, "scenarios", posted["consistency_token"])
+    assert [(r["run"], r["result"], r["manual"], r["finished_at"] is None) for r in runs] == [
+        (3, None, True, True),  # running now
+        (2, "converted", False, False),
+        (1, "orphan", False, False),
+    ]
 
 
 async def test_promo_codes_orders_forms_R25(api: Api) -> None:
