@@ -54,6 +54,7 @@ class ProfileState:
     import_mode: str | None = None
     version: int = 0
     located: frozenset[str] = frozenset()  # fields whose value came from an IP, not a person
+    acted_at: datetime | None = None  # when the action that gave the latest location happened
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> ProfileState:
@@ -106,6 +107,7 @@ class _Draft:
     """Working copy of a profile while a fold runs; never escapes this module."""
 
     __slots__ = (
+        "acted_at",
         "base",
         "changed",
         "custom",
@@ -133,6 +135,7 @@ class _Draft:
         self.mode = base.import_mode if base else None
         self.last_time = base.updated_at if base else None
         self.version = base.version if base else 0
+        self.acted_at = base.acted_at if base else None
 
     @classmethod
     def of(cls, state: ProfileState | None) -> _Draft:
@@ -202,7 +205,11 @@ class _Draft:
         ip = getattr(event.data, "ip", None)
         if self.base is None or not (location or ip):
             return
-        self.locate({**(location or {}), **({"latest_ip": ip} if ip else {})})
+        # the latest action by when it happened, not by when it reached the log: an open
+        # published late (a batch, a retry) does not move the location back
+        if self.acted_at is None or event.time >= self.acted_at:
+            self.locate({**(location or {}), **({"latest_ip": ip} if ip else {})})
+            self.acted_at = event.time
         self._touch(event)
 
     def form(self, event: Event) -> None:
@@ -258,6 +265,7 @@ class _Draft:
                 "import_mode": self.mode,
                 "version": self.version,
                 "located": frozenset(self.located),
+                "acted_at": self.acted_at,
             }
         )
 

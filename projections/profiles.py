@@ -20,11 +20,19 @@ NAME = "profiles"
 
 _COLUMNS = (
     "profile_id, database_id, email, phones, fields, custom, status, import_mode, "
-    "created_at, updated_at, version, located"
+    "created_at, updated_at, version, located, acted_at"
 )
 _COLUMN_LIST = [c.strip() for c in _COLUMNS.split(",")]
 _UPSERT_COLUMNS = [*_COLUMN_LIST, "md5_id", "xxh_id"]
-_ACTIVITY_COLUMNS = ("profile_id", "fields", "located", "status", "updated_at", "version")
+_ACTIVITY_COLUMNS = (
+    "profile_id",
+    "fields",
+    "located",
+    "status",
+    "updated_at",
+    "version",
+    "acted_at",
+)
 _P_COLUMNS = ", ".join(f"p.{c}" for c in _COLUMN_LIST)
 PROFILE_EVENTS = (ProfileImported, ProfileUpdated, ProfileStatusChanged, ProfileDeleted)
 PROFILE_TYPES = frozenset(c.model_fields["type"].default for c in PROFILE_EVENTS) | ACTIVITY_TYPES
@@ -203,6 +211,7 @@ def _rows(states: list[ProfileState]) -> list[tuple[object, ...]]:
             x.updated_at,
             x.version,
             sorted(x.located),
+            x.acted_at,
             md5_id(x.profile_id),
             xxh_id(x.profile_id),
         )
@@ -220,7 +229,7 @@ async def _upsert(conn: asyncpg.Connection, states: list[ProfileState]) -> None:
             email = excluded.email, phones = excluded.phones, fields = excluded.fields,
             custom = excluded.custom, status = excluded.status, import_mode = excluded.import_mode,
             updated_at = excluded.updated_at, version = excluded.version,
-            located = excluded.located
+            located = excluded.located, acted_at = excluded.acted_at
         """
     )
 
@@ -233,14 +242,22 @@ async def _update_activity(conn: asyncpg.Connection, states: list[ProfileState])
         "profiles",
         _ACTIVITY_COLUMNS,
         [
-            (x.profile_id, thaw(x.fields), sorted(x.located), x.status, x.updated_at, x.version)
+            (
+                x.profile_id,
+                thaw(x.fields),
+                sorted(x.located),
+                x.status,
+                x.updated_at,
+                x.version,
+                x.acted_at,
+            )
             for x in states
         ],
     )
     await conn.execute(
         f"""
         UPDATE profiles p SET fields = s.fields, located = s.located, status = s.status,
-            updated_at = s.updated_at, version = s.version
+            updated_at = s.updated_at, version = s.version, acted_at = s.acted_at
         FROM {staged} s WHERE p.profile_id = s.profile_id
         """
     )
@@ -269,6 +286,7 @@ def _state(row: asyncpg.Record) -> ProfileState:
             "import_mode": row["import_mode"],
             "version": row["version"],
             "located": frozenset(row["located"]),
+            "acted_at": row["acted_at"],
         }
     )
 

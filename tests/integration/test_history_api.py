@@ -210,6 +210,27 @@ async def test_a_click_and_then_a_pixel_hit_each_move_the_latest_action_location
     assert got.json()["tabs"]["tracked"]["city"] == "Tokyo"  # a send is not the person's action
 
 
+async def test_the_latest_action_is_the_latest_by_its_time_not_its_arrival_R21(
+    api: Api,
+) -> None:
+    """An open from London now, then one from Tokyo dated two days ago that arrives later: the
+    location stays London's, though both opens are folded and in the timeline."""
+    _, pid, _ = await new_profile(api)
+    ref = {"profile_id": pid}
+    now = datetime.now(UTC)
+    await post(api, public("campaign.opened", ref, now, campaign_id="c", ip="81.2.69.142"))
+    late = await post(
+        api,
+        public("campaign.opened", ref, now - timedelta(days=2), campaign_id="c", ip="203.0.113.99"),
+    )
+    got = await api.read(f"/v1/profiles/{pid}", late["consistency_token"])
+    tracked = got.json()["tabs"]["tracked"]
+    assert (tracked["city"], tracked["latest_ip"]) == ("London", "81.2.69.142")
+    assert got.json()["version"] == 3  # the import and both opens
+    page = await history(api, pid, late["consistency_token"], kind="campaign")
+    assert len(page["entries"]) == 2
+
+
 async def test_a_publisher_cannot_say_where_a_profile_is_R21(api: Api) -> None:
     """The location of an action comes from its IP, at intake: one a publisher sends is refused,
     and none of it (a made-up key, a name field, a typed field's garbage) reaches the profile."""
