@@ -20,10 +20,19 @@ from domain.fields import UTM_FIELDS
 from domain.updates import incremented
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-# actions whose IP gives the latest-action location (R21)
-LOCATING_TYPES = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})
+# actions whose IP gives the latest-action location (R21: opens, clicks, pixel hits; the
+# confirmation and unsubscribe links are clicks too)
+LOCATING_TYPES = frozenset(
+    {
+        "campaign.opened",
+        "campaign.clicked",
+        "campaign.confirmation_clicked",
+        "campaign.unsubscribe_clicked",
+        "pixel.hit",
+    }
+)
 # activity that may change the profile: a location (R21), UTM (R22), a confirmed consent (R9)
-ACTIVITY_TYPES = LOCATING_TYPES | {"form.submitted", "campaign.confirmation_clicked"}
+ACTIVITY_TYPES = LOCATING_TYPES | {"form.submitted"}
 
 
 def thaw(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,11 +104,11 @@ def fold_all(state: ProfileState | None, events: Iterable[Event]) -> ProfileStat
         elif isinstance(event, ProfileDeleted):
             draft.deleted = True
         elif event.type in LOCATING_TYPES:
-            draft.acted(event)
+            acted = draft.acted(event)  # both, for a confirmation click: counted once
+            if (event.type == "campaign.confirmation_clicked" and draft.confirmed()) or acted:
+                draft.touch(event)
         elif event.type == "form.submitted":
             draft.form(event)
-        elif event.type == "campaign.confirmation_clicked":
-            draft.confirmed(event)
     return draft.freeze(state)
 
 
@@ -161,7 +170,7 @@ class _Draft:
         if data.status is not None:
             self.status = data.status
         self.mode = data.import_mode
-        self._touch(event)
+        self.touch(event)
 
     def updated(self, event: ProfileUpdated) -> None:
         if self.base is None:
@@ -190,7 +199,7 @@ class _Draft:
             self.phones.update(dict.fromkeys(data.phones_add))
         for phone in data.phones_remove:
             self.phones.pop(phone, None)
-        self._touch(event)
+        self.touch(event)
 
     def locate(self, located: Mapping[str, Any]) -> None:
         """Fill location fields from an IP, but never over a value a person set (R21)."""
@@ -199,18 +208,19 @@ class _Draft:
                 self.fields[name] = value
                 self.located.add(name)
 
-    def acted(self, event: Event) -> None:
-        """An open, click or pixel hit: the latest-action location (R21), unless set by hand."""
+    def acted(self, event: Event) -> bool:
+        """An open, click or pixel hit: the latest-action location (R21), unless set by hand;
+        whether the event counts as a change (`touch` it then)."""
         location = getattr(event.data, "location", None)
         ip = getattr(event.data, "ip", None)
         if self.base is None or not (location or ip):
-            return
+            return False
         # the latest action by when it happened, not by when it reached the log: an open
         # published late (a batch, a retry) does not move the location back
         if self.acted_at is None or event.time >= self.acted_at:
             self.locate({**(location or {}), **({"latest_ip": ip} if ip else {})})
             self.acted_at = event.time
-        self._touch(event)
+        return True
 
     def form(self, event: Event) -> None:
         """UTM from a form, only when the form says "update UTM data in profile" (R22)."""
@@ -222,24 +232,25 @@ class _Draft:
         if chosen:
             _merge(self.fields, chosen, ())
             self.located.difference_update(chosen)
-            self._touch(event)
+            self.touch(event)
 
-    def confirmed(self, event: Event) -> None:
+    def confirmed(self) -> bool:
         """A confirmation-link click: a globally `unconfirmed` profile is `subscribed` (R7, R9's
         global side: "after confirmation, the status is changed to Subscribed"); any other
-        status stays, so a click never overrides an unsubscription or a bounce."""
+        status stays, so a click never overrides an unsubscription or a bounce. Whether it
+        changed the status."""
         if self.base is None or self.status != "unconfirmed":
-            return
+            return False
         self.status = "subscribed"
-        self._touch(event)
+        return True
 
     def status_changed(self, event: ProfileStatusChanged) -> None:
         if self.base is None:
             return
         self.status = event.data.status
-        self._touch(event)
+        self.touch(event)
 
-    def _touch(self, event: Event) -> None:
+    def touch(self, event: Event) -> None:
         assert self.last_time is not None
         self.last_time = max(self.last_time, event.time)
         self.version += 1

@@ -22,12 +22,13 @@ from contracts.intake import ProfileRef, PublicEvent
 from domain.errors import ValidationError, Violation
 from domain.geo import tracked_fields
 from domain.identity import normalise_email, normalise_phone
+from domain.profile import LOCATING_TYPES
 from domain.subscriptions import CampaignAction
 from services.eventlog.port import EventLog, Position
 from services.geo import GeoLocator
 from services.subscribing import Reaction, Subscriptions
 
-_LOCATED = frozenset({"campaign.opened", "campaign.clicked", "pixel.hit"})  # R21
+_LOCATED = LOCATING_TYPES  # R21
 _REACTIONS: dict[str, CampaignAction] = {
     "campaign.confirmation_clicked": "confirmation_click",
     "campaign.hard_bounced": "hard_bounce",

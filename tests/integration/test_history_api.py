@@ -231,6 +231,24 @@ async def test_the_latest_action_is_the_latest_by_its_time_not_its_arrival_R21(
     assert len(page["entries"]) == 2
 
 
+async def test_confirmation_and_unsubscribe_link_clicks_are_clicks_too_R21(api: Api) -> None:
+    """Both are clicks (R21: the IP of clicks): each sets the latest-action location; the
+    confirmation still confirms an unconfirmed profile (R9), in one fold of the event."""
+    _, pid, _ = await new_profile(api, status="unconfirmed")
+    ref = {"profile_id": pid}
+    confirmed = await post(
+        api, public("campaign.confirmation_clicked", ref, campaign_id="c", ip="81.2.69.142")
+    )
+    got = await api.read(f"/v1/profiles/{pid}", confirmed["consistency_token"])
+    assert got.json()["tabs"]["tracked"]["city"] == "London"
+    assert (got.json()["status"], got.json()["version"]) == ("subscribed", 2)
+    left = await post(
+        api, public("campaign.unsubscribe_clicked", ref, campaign_id="c", ip="203.0.113.99")
+    )
+    got = await api.read(f"/v1/profiles/{pid}", left["consistency_token"])
+    assert got.json()["tabs"]["tracked"]["city"] == "Tokyo"
+
+
 async def test_a_publisher_cannot_say_where_a_profile_is_R21(api: Api) -> None:
     """The location of an action comes from its IP, at intake: one a publisher sends is refused,
     and none of it (a made-up key, a name field, a typed field's garbage) reaches the profile."""
