@@ -79,6 +79,10 @@ class Intake:
                 outcomes.append(Outcome(index, "rejected", None, (miss,)))
                 continue
             profile_id, database_id = owner
+            if data.get("other_profile_id") == str(profile_id):  # R25: between two profiles
+                same = Violation("data.other_profile_id", "same_profile", str(profile_id))
+                outcomes.append(Outcome(index, "rejected", None, (same,)))
+                continue
             data = self._located(public.type, data)
             # encoded straight from the checked values: a model built here would only be
             # validated again and serialised (tests/contract/test_encoded.py)

@@ -179,6 +179,17 @@ async def test_relations_are_seen_from_both_sides_and_go_with_a_deleted_profile_
     assert "history_relation_others" in "\n".join(r[0] for r in plan)
 
 
+async def test_a_relation_is_between_two_profiles_R25(api: Api) -> None:
+    _, me, token = await new_profile(api)
+    event = public("relation.added", {"profile_id": me}, relation_type="like", other_profile_id=me)
+    refused = await api.client.post("/v1/events", json={"events": [event]})
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "events.0.data.other_profile_id", "rule": "same_profile", "value": me}
+    ]
+    assert await _list(api, me, "relations", token) == []
+
+
 async def test_export_holds_every_read_model_and_ingest_row_of_the_profile_R27(api: Api) -> None:
     """R27: the timeline, interactions, data and identities are in the one document too."""
     _, me, _ = await new_profile(api, email="export.me@example.com", phones=["+4930777001"])
