@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -50,6 +51,19 @@ def _unavailable(service: str, reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{service} is unavailable on CI: {reason}", pytrace=False)
     pytest.skip(f"{service} is unavailable: {reason}\nTo run these tests: {_HOW_TO[service]}")
+
+
+async def started_or_unavailable(service: str, start: Callable[[], str]) -> str:
+    """`start()` run in a thread (a server of a test's own): its address, or the test fails on
+    CI and is skipped elsewhere, saying how to get the server."""
+    try:
+        address = await asyncio.to_thread(start)
+    except ServiceUnavailable as err:
+        failure = str(err)
+    else:
+        return address
+    # outside the except block, so the report is the reason, not a chained traceback
+    _unavailable(service, failure)
 
 
 @contextlib.contextmanager

@@ -17,10 +17,10 @@ import pytest
 
 from projections.migrate import migrate
 from services.eventlog.kafka import KafkaLog
-from services.local import ServiceUnavailable, start_kafka, stop_kafka
+from services.local import start_kafka, stop_kafka
 from services.runtime import create_pool
 from tests.api import serve
-from tests.conftest import JAR_CACHE, _unavailable
+from tests.conftest import JAR_CACHE, started_or_unavailable
 from tests.integration.procs import start_profiles, terminate, wait_for
 from tests.integration.test_projector_crash import (
     APPLIED,
@@ -54,14 +54,7 @@ class OwnBroker:
 @pytest.fixture
 async def own_broker(tmp_path: Path) -> AsyncIterator[OwnBroker]:
     data_dir = tmp_path / "kafka"
-    try:
-        bootstrap = await asyncio.to_thread(start_kafka, data_dir, JAR_CACHE)
-    except ServiceUnavailable as err:
-        failure = str(err)
-    else:
-        failure = ""
-    if failure:
-        _unavailable("Kafka", failure)
+    bootstrap = await started_or_unavailable("Kafka", lambda: start_kafka(data_dir, JAR_CACHE))
     try:
         yield OwnBroker(data_dir, bootstrap)
     finally:

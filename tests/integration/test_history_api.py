@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -299,12 +300,7 @@ async def test_pixel_records_a_hit_and_always_answers_a_gif_R18(api: Api) -> Non
         assert response.content[:6] == b"GIF89a"
         assert "no-store" in response.headers["cache-control"]
     assert hit.content == missing.content == garbage.content  # never tells who exists
-    for _ in range(100):  # recorded after the response: poll for it
-        page = await history(api, pid, token, kind="pixel")
-        if page["entries"]:
-            break
-        await asyncio.sleep(0.05)
-    summary = page["entries"][0]["summary"]
+    summary = await _pixel_hit(api, pid, token)
     assert (summary["goal"], summary["value"], summary["campaign_id"]) == (
         "checkout",
         12.5,
@@ -326,12 +322,7 @@ async def test_a_pixel_parameter_its_field_cannot_hold_is_kept_and_the_hit_too_R
         headers={"Authorization": ""},
     )
     assert hit.status_code == 200
-    for _ in range(100):  # recorded after the response: poll for it
-        page = await history(api, pid, token, kind="pixel")
-        if page["entries"]:
-            break
-        await asyncio.sleep(0.05)
-    summary = page["entries"][0]["summary"]
+    summary = await _pixel_hit(api, pid, token)
     assert [summary.get(k) for k in ("goal", "url", "value", "cost")] == [None, None, None, 2.0]
     assert summary["pixel_data"] == {"goal": "g" * 201, "url": url, "value": "1e999"}
 
@@ -358,3 +349,14 @@ async def test_a_period_that_ends_before_it_starts_is_a_422_R19(api: Api) -> Non
     assert got.json()["errors"] == [
         {"field": "from", "rule": "after_to", "value": backwards["from"]}
     ]
+
+
+async def _pixel_hit(api: Api, pid: str, token: str) -> dict[str, Any]:
+    """The summary of the profile's pixel hit, recorded after the response: polled for."""
+    for _ in range(100):
+        page = await history(api, pid, token, kind="pixel")
+        if page["entries"]:
+            summary: dict[str, Any] = page["entries"][0]["summary"]
+            return summary
+        await asyncio.sleep(0.05)
+    raise AssertionError("the pixel hit was never recorded")

@@ -25,11 +25,11 @@ from contracts.intake import ProfileRef
 from projections.migrate import migrate
 from services import file_imports
 from services.eventlog.kafka import KafkaLog, ensure_topic
-from services.local import ServiceUnavailable, start_postgres, stop_postgres
+from services.local import start_postgres, stop_postgres
 from services.publisher import Publisher
 from services.runtime import create_pool
 from tests.api import Api, serve
-from tests.conftest import _unavailable
+from tests.conftest import started_or_unavailable
 from tests.events import new_profile
 from tests.integration.procs import start_profiles, terminate, wait_for
 from tests.integration.test_intake_kafka import (
@@ -71,14 +71,9 @@ class OwnPostgres:
 @pytest.fixture
 async def own_postgres(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
     data_dir = tmp_path / "pg"
-    try:
-        url = await asyncio.to_thread(start_postgres, data_dir, None, fast=True)
-    except ServiceUnavailable as err:
-        failure = str(err)
-    else:
-        failure = ""
-    if failure:
-        _unavailable("PostgreSQL", failure)
+    url = await started_or_unavailable(
+        "PostgreSQL", lambda: start_postgres(data_dir, None, fast=True)
+    )
     try:
         yield OwnPostgres(data_dir, url)
     finally:
