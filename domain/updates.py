@@ -133,11 +133,15 @@ def incremented(current: object, amount: int | float) -> int | float:
     log folds them, and then the value stops at the bound rather than becoming one no reader,
     JSON encoder or PostgreSQL column accepts.
     """
-    base = current if isinstance(current, int | float) and not isinstance(current, bool) else 0
-    total = base + amount
+    total = _number_or_zero(current) + amount
     if isinstance(total, int):
         return min(max(total, INT64_MIN), INT64_MAX)
     return total if math.isfinite(total) else math.copysign(sys.float_info.max, total)
+
+
+def _number_or_zero(value: object) -> int | float:
+    """A Number or Float field's value, or 0 for none (or a value of another type)."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def increment_violations(
@@ -147,9 +151,7 @@ def increment_violations(
     now, each as `<type>_range` with the amount (R3)."""
     wrong = []
     for name, amount in increment.items():
-        current = custom.get(name)
-        base = current if isinstance(current, int | float) and not isinstance(current, bool) else 0
-        total = base + amount
+        total = _number_or_zero(custom.get(name)) + amount
         if isinstance(total, int) and not INT64_MIN <= total <= INT64_MAX:
             wrong.append(Violation(f"increment.{name}", "number_range", amount))
         elif isinstance(total, float) and not math.isfinite(total):

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.api import Problem
-
-PROBLEM = "application/problem+json"
+from services.failures import send_problem
 
 
 class BodyLimit:
@@ -60,12 +56,4 @@ class _TooLargeError(Exception):
 
 async def too_large(send: Send, detail: str) -> None:
     """Send a 413 problem document."""
-    body = orjson.dumps(
-        Problem(title="Payload too large", status=413, detail=detail).model_dump(mode="json")
-    )
-    headers: list[Any] = [
-        (b"content-type", PROBLEM.encode()),
-        (b"content-length", b"%d" % len(body)),
-    ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, Problem(title="Payload too large", status=413, detail=detail), {})

@@ -11,11 +11,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.api import Problem
+from services.http_common import PROBLEM
 from services.outages import TRANSIENT
 
 log = structlog.get_logger(__name__)
 
-PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 1  # outages seen here (a restart, a failover) last seconds
 
 
@@ -71,6 +71,7 @@ def _answer(scope: Scope, exc: Exception) -> tuple[Problem, dict[str, str]]:
 
 
 async def send_problem(send: Send, body: Problem, headers: dict[str, str]) -> None:
+    """Send a problem document from an ASGI middleware (no response object there)."""
     payload = orjson.dumps(body.model_dump(mode="json"))
     raw = [
         (b"content-type", PROBLEM.encode()),

@@ -51,9 +51,13 @@ def not_found(reached: bool) -> ProblemResponse:
     """404, saying `Consistency: behind` when the wait for a token ran out first: the profile
     may be one the write behind the token created, not projected yet."""
     response = problem(404, "Profile not found")
-    if not reached:
-        response.headers["Consistency"] = "behind"
+    response.headers.update(consistency_headers(reached))
     return response
+
+
+def consistency_headers(reached: bool) -> dict[str, str]:
+    """`Consistency: behind` when the wait for a read's token ran out first, else nothing."""
+    return {} if reached else {"Consistency": "behind"}
 
 
 def runtime(request: Request) -> Runtime:

@@ -31,8 +31,6 @@ from services.outages import ROLE_TRANSIENT
 
 log = structlog.get_logger(__name__)
 
-# The servers failed, not the message: retry the batch after a pause.
-_TRANSIENT = ROLE_TRANSIENT
 _MAX_PARTS = 10  # problems named in one reason
 
 # aiokafka's records and partitions are untyped; these names say which is which.
@@ -112,7 +110,7 @@ class IntakeProcessor:
             )
             if batch:
                 await self._handle(consumer, producer, batch)
-        except _TRANSIENT as exc:
+        except ROLE_TRANSIENT as exc:
             # the type only: a message or a traceback's locals may carry personal data
             self.stats.retries += 1
             log.warning("intake.retry", error=type(exc).__name__, pause=self.retry_pause)
@@ -146,7 +144,7 @@ class IntakeProcessor:
             return []
         try:
             outcomes, _ = await Intake(self.pool, self.log, self.geo).accept(events)
-        except _TRANSIENT:
+        except ROLE_TRANSIENT:
             raise
         except Exception as exc:
             if len(events) == 1:

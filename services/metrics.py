@@ -20,12 +20,11 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.outages import TRANSIENT
-from services.routes_health import behind  # the same measure as /readyz
+from services.routes_health import PROBE_TIMEOUT_S, behind  # the same measure as /readyz
 
 # seconds; a read is a few milliseconds, a write tens, a batch of 1,000 a second or more
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-PROBE_TIMEOUT_S = 1.0
 
 
 @dataclass

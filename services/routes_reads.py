@@ -32,6 +32,7 @@ from services import auth, identity, structure
 from services.http_common import (
     ProblemResponse,
     caught_up,
+    consistency_headers,
     field_errors,
     model_response,
     not_found,
@@ -182,8 +183,7 @@ async def export_profile(
             "ingest": await identity.raw(conn, profile_id),
         }
     headers = {"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'}
-    if not reached:
-        headers["Consistency"] = "behind"
+    headers |= consistency_headers(reached)
     return JSONResponse(document, headers=headers)
 
 
@@ -199,7 +199,7 @@ def _lister(what: str) -> Any:
             if await profiles.get(conn, profile_id) is None:
                 return not_found(reached)
             rows = await interactions.listing(conn, what, profile_id)
-        headers = {} if reached else {"Consistency": "behind"}
+        headers = consistency_headers(reached)
         return JSONResponse(rows, headers=headers)
 
     return listing
@@ -220,7 +220,7 @@ async def segment_members(
             async for chunk in interactions.members(conn, segment_id):
                 yield b"".join(orjson.dumps(row) + b"\n" for row in chunk)
 
-    headers = {} if reached else {"Consistency": "behind"}
+    headers = consistency_headers(reached)
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
 
 
@@ -268,7 +268,7 @@ async def get_history(
         entries=tuple(HistoryEntry(**e) for e in page.entries),
         cursor=page.cursor,
     )
-    headers = {} if reached else {"Consistency": "behind"}
+    headers = consistency_headers(reached)
     return model_response(body, headers=headers)
 
 
@@ -284,7 +284,7 @@ async def _read(request: Request, token: str | None, find: Any) -> Any:
         state = None  # a malformed email or phone names no profile
     if state is None:
         return not_found(reached)
-    headers = {} if reached else {"Consistency": "behind"}
+    headers = consistency_headers(reached)
     return model_response(view(state), headers=headers)
 
 

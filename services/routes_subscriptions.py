@@ -39,6 +39,7 @@ from services.http_common import (
     ProblemResponse,
     body_errors,
     caught_up,
+    consistency_headers,
     each_valid,
     every_error,
     field_errors,
@@ -336,7 +337,7 @@ async def list_subscriptions(
         ).model_dump(mode="json")
         for s in stored
     ]
-    headers = {} if reached else {"Consistency": "behind"}
+    headers = consistency_headers(reached)
     return JSONResponse(views, headers=headers)
 
 
@@ -357,7 +358,7 @@ async def who_receives(
     reached = await caught_up(rt, token)
     if isinstance(reached, ProblemResponse):
         return reached
-    headers = {} if reached else {"Consistency": "behind"}
+    headers = consistency_headers(reached)
     async with rt.pool.acquire() as conn:
         resource = await resources.load(conn, resource_id)
         if resource is None:
