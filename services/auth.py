@@ -50,7 +50,21 @@ def require(permission: str) -> Callable[..., Awaitable[ApiKey]]:
             raise AuthError(403, "Forbidden", f"The API key lacks the '{permission}' permission.")
         return key
 
+    _PERMISSIONS[authorised] = permission
     return authorised
+
+
+# each dependency `require` made -> the permission it demands (`permission_of`)
+_PERMISSIONS: dict[Callable[..., Awaitable[ApiKey]], str] = {}
+
+
+def permission_of(dependency: object) -> str | None:
+    """The permission a route dependency demands, if `require` made it: lets a test hold every
+    route to the permissions API.md gives its section."""
+    for made, permission in _PERMISSIONS.items():
+        if made is dependency:
+            return permission
+    return None
 
 
 async def auth_error_handler(_: Request, exc: Exception) -> Response:

@@ -66,7 +66,7 @@ async def create_database(body: CreateDatabaseRequest, request: Request, _: auth
     return _with_token(_view(state), consistency.token(positions), 201)
 
 
-async def get_database(database_id: str, request: Request, _: auth.Reader) -> Any:
+async def get_database(database_id: str, request: Request, _: auth.Admin) -> Any:
     """A database and its structure, as the ingest side enforces it."""
     async with runtime(request).pool.acquire() as conn:
         state = await structure.load(conn, database_id)

@@ -83,7 +83,7 @@ async def follow(
     database_id: str,
     job_id: UUID,
     request: Request,
-    _: auth.Reader,
+    _: auth.Writer,  # API.md lists it with the import among the writes
     errors_after: Annotated[int, Query(ge=0, description="Row errors after this row.")] = 0,
 ) -> Any:
     """A job's progress, counts and per-row errors."""

@@ -175,7 +175,7 @@ async def create_resource(body: ResourceRequest, request: Request, _: auth.Admin
     return _resource_response(resource, consistency.token(positions), 201)
 
 
-async def get_resource(resource_id: str, request: Request, _: auth.Reader) -> Any:
+async def get_resource(resource_id: str, request: Request, _: auth.Admin) -> Any:
     """A resource's configuration, as the intake enforces it."""
     async with runtime(request).pool.acquire() as conn:
         resource = await resources.load(conn, resource_id)
@@ -246,7 +246,7 @@ async def change(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Write
     return _write_response(outcome, 200)
 
 
-async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Writer) -> Any:
+async def delete(profile_id: UUID, sub_id: UUID, request: Request, _: auth.Deleter) -> Any:
     """Delete a subscription (soft: it counts toward the limits until replaced, R14)."""
     try:
         outcome = await _service(request).delete(profile_id, sub_id)
