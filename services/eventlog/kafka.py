@@ -17,6 +17,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from contracts import CANONICAL_TOPIC, EncodedEvent, Event, as_encoded
+from services.eventlog.kafka_ends import EndsProbe
 from services.eventlog.murmur2 import murmur2
 from services.eventlog.outbox import Outbox, Record
 from services.eventlog.port import (
@@ -69,6 +70,7 @@ class KafkaLog:
         self._publish_wait = publish_wait
         self._away_until = 0.0  # until then, writers do not wait for the broker (`publish`)
         self._sweeper: asyncio.Task[None] | None = None
+        self._ends = EndsProbe(bootstrap, topic)
 
     async def start(self) -> None:
         await ensure_topic(self._bootstrap, self.topic, self._partitions)
@@ -93,6 +95,7 @@ class KafkaLog:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        await self._ends.close()
 
     async def append(self, events: Sequence[Event | EncodedEvent]) -> list[Position]:
         return await self._send(
@@ -155,22 +158,7 @@ class KafkaLog:
         return Position(meta.partition, meta.offset)
 
     async def ends(self) -> dict[int, int]:
-        # started inside the try: a probe cut short (a timeout, the broker away) closes what
-        # it opened
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        try:
-            await admin.start()
-            (described,) = await admin.describe_topics([self.topic])
-        finally:
-            await admin.close()
-        partitions = [TopicPartition(self.topic, p["partition"]) for p in described["partitions"]]
-        probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        try:
-            await probe.start()
-            offsets = await probe.end_offsets(partitions)
-        finally:
-            await probe.stop()
-        return {tp.partition: offset for tp, offset in offsets.items()}
+        return await self._ends.ends()
 
     def consumer(self, group: str, on_assign: SeekSource) -> LogConsumer:
         return KafkaLogConsumer(

@@ -355,3 +355,25 @@ class TestKafkaLog(EventLogContract):
         await log.start()
         yield log
         await log.stop()
+
+    async def test_ends_keep_one_probe_consumer_until_stopped(self, log: EventLog) -> None:
+        """`/readyz` and `/metrics` ask for the ends every few seconds: one consumer serves them
+        all (it used to be an admin client and a consumer opened per call); a probe cut short
+        closes it, and the next one opens it again."""
+        assert isinstance(log, KafkaLog)
+        pid = uuid.uuid4()
+        first = await log.append([imported(pid, 0)])
+        probe = log._ends
+        assert (await log.ends())[first[0].partition] == first[0].offset + 1
+        opened = probe._consumer
+        assert opened is not None
+        second = await log.append([imported(pid, 1)])
+        assert (await log.ends())[second[0].partition] == second[0].offset + 1
+        assert probe._consumer is opened  # the same client, and offsets that moved on
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):
+                await log.ends()
+        assert not probe.open  # cut short: closed, not left half-way
+        assert (await log.ends())[second[0].partition] == second[0].offset + 1
+        await log.stop()
+        assert not probe.open
