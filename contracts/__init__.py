@@ -57,7 +57,7 @@ from contracts.database_events import (
     FieldTypeName,
     database_subject,
 )
-from contracts.encoded import EncodedEvent
+from contracts.encoded import MAX_EVENT_BYTES, EncodedEvent, EventTooLargeError
 from contracts.envelope import SPECVERSION, EnvelopeBase
 from contracts.profile_events import (
     GlobalStatus,
@@ -105,6 +105,7 @@ __all__ = [
     "CURRENT_VERSIONS",
     "INTAKE_DLQ_TOPIC",
     "INTAKE_TOPIC",
+    "MAX_EVENT_BYTES",
     "SPECVERSION",
     "CampaignActionData",
     "CampaignClicked",
@@ -124,6 +125,7 @@ __all__ = [
     "EncodedEvent",
     "EnvelopeBase",
     "Event",
+    "EventTooLargeError",
     "EvictionScope",
     "FieldAdded",
     "FieldAddedData",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from contracts.database_events import FieldTypeName
 from contracts.intake import PublicEvent
 from contracts.profile_events import GlobalStatus
+from contracts.text import StorableText
 
 MAX_BATCH_ITEMS = 1000
 DATABASE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -20,14 +21,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class CreateDatabaseRequest(_Body):
+class CreateDatabaseRequest(_Body, StorableText):
     """A new database of profiles (R1)."""
 
     database_id: str = Field(pattern=DATABASE_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
 
 
-class FieldSpec(_Body):
+class FieldSpec(_Body, StorableText):
     """A custom field (R3); `options` (Enum only) as a list or as one comma-separated line."""
 
     name: str = Field(min_length=1, max_length=63)
@@ -134,7 +135,7 @@ class UpdateProfileRequest(_Body):
     phones_remove: tuple[str, ...] = ()
 
 
-class StatusRequest(_Body):
+class StatusRequest(_Body, StorableText):
     """A new global status (R7)."""
 
     status: GlobalStatus
@@ -241,7 +242,7 @@ class ChannelFieldBody(_Body):
     options: list[str] | str | None = None
 
 
-class ResourceRequest(_Body):
+class ResourceRequest(_Body, StorableText):
     """A resource: where subscriptions live (R10, R13, R16, R17, R9)."""
 
     resource_id: str = Field(pattern=DATABASE_ID_PATTERN)
@@ -258,7 +259,7 @@ class ResourceRequest(_Body):
     opt_in: Literal["single", "double"] = "single"
 
 
-class ResourcePatch(_Body):
+class ResourcePatch(_Body, StorableText):
     """Changes to a resource; what is absent stays. Lists replace the old ones."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -33,7 +33,7 @@ from contracts.activity_events import (
     TriggerSent,
 )
 from contracts.database_events import DatabaseCreated, FieldAdded, FieldRemoved
-from contracts.encoded import EncodedEvent, ce_headers
+from contracts.encoded import MAX_EVENT_BYTES, EncodedEvent, EventTooLargeError, ce_headers
 from contracts.profile_events import (
     ProfileDeleted,
     ProfileImported,
@@ -136,10 +136,15 @@ def encode(event: Event) -> bytes:
 
 
 def as_encoded(event: Event | EncodedEvent) -> EncodedEvent:
-    """The event as the log stores it (an already encoded one as it is)."""
-    if isinstance(event, EncodedEvent):
-        return event
-    return EncodedEvent(event.id, event.subject, event.type, event.schema_version, encode(event))
+    """The event as the log stores it (an already encoded one as it is); EventTooLargeError
+    for one no log may take (MAX_EVENT_BYTES)."""
+    if not isinstance(event, EncodedEvent):
+        event = EncodedEvent(
+            event.id, event.subject, event.type, event.schema_version, encode(event)
+        )
+    if len(event.value) > MAX_EVENT_BYTES:
+        raise EventTooLargeError(event.type, len(event.value))
+    return event
 
 
 def decode(raw: bytes) -> Event:

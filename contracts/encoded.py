@@ -19,6 +19,23 @@ from pydantic_core import to_json
 
 from contracts.envelope import CONTENT_TYPE, SPECVERSION
 
+# Kafka refuses a record over its `max.message.bytes` (1 MiB unless an operator raised it) and
+# the producer one over `max.request.size` (1 MiB): a larger event could never be published,
+# and, committed to the outbox first, would block every write queued behind it. Both logs
+# refuse one over this, the key, headers and batch framing left room.
+MAX_EVENT_BYTES = 1_000_000
+
+
+class EventTooLargeError(ValueError):
+    """An event whose bytes exceed MAX_EVENT_BYTES; the message names its type and size only."""
+
+    def __init__(self, event_type: str, size: int) -> None:
+        super().__init__(
+            f"a {event_type} event of {size:,} bytes exceeds the log's limit of "
+            f"{MAX_EVENT_BYTES:,} bytes"
+        )
+        self.size = size
+
 
 @dataclass(frozen=True, slots=True)
 class EncodedEvent:

@@ -11,12 +11,26 @@ appends the canonical event (same `id`, so a double publish is applied once).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from contracts.activity_events import ACTIVITY_EVENTS
+
+# the span of an event's `time` (`PublicEvent._in_range`)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 PUBLIC_TYPES: tuple[str, ...] = tuple(c.model_fields["type"].default for c in ACTIVITY_EVENTS)
 PublicType = Literal[
@@ -91,6 +105,24 @@ class PublicEvent(BaseModel):
         "version this service does not know is refused (`unsupported_version`).",
     )
     data: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("time")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        """Within EARLIEST..LATEST in UTC: a time the folds can convert and compare (year 1 at
+        +01:00 is year 0 in UTC, which Python cannot hold: such an event was accepted, then
+        buried by the projector), and one an event can plausibly have."""
+        if value is None:
+            return value
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise PydanticCustomError(
+                "time_range", "must lie from 1900-01-01 to before 2200-01-01, in UTC"
+            )
+        return value
 
     def data_class(self) -> Any:
         """The pydantic model that `data` must satisfy."""

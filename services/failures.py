@@ -10,6 +10,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts import EventTooLargeError
 from contracts.api import Problem
 from services.http_common import PROBLEM
 from services.outages import TRANSIENT
@@ -51,6 +52,9 @@ class Failures:
 
 def _answer(scope: Scope, exc: Exception) -> tuple[Problem, dict[str, str]]:
     route = getattr(scope.get("route"), "path", None) or "(no route)"
+    if isinstance(exc, EventTooLargeError):  # the request's fault: nothing was written
+        log.info("http.event_too_large", route=route, size=exc.size)
+        return Problem(title="Payload too large", status=413, detail=str(exc)), {}
     if isinstance(exc, TRANSIENT):
         log.warning("http.dependency_down", route=route, error=type(exc).__name__)
         body = Problem(

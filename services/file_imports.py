@@ -18,10 +18,12 @@ from typing import IO, Any, Literal
 from uuid import UUID
 
 import asyncpg
+import orjson
 import structlog
 from pydantic import ValidationError as BodyError
 
 from contracts.api import ImportProfileRequest
+from contracts.text import NUL, nul_places
 from domain.database import DatabaseState
 from domain.errors import ValidationError, Violation
 from domain.imports import ImportItem
@@ -260,6 +262,11 @@ def _csv_chunks(f: IO[bytes], start: int, first_row: int, cols: Columns) -> Iter
         for cells in records:
             if not any(c.strip() for c in cells):
                 continue  # a blank line is not a row
+            if unstorable := [i for i, c in enumerate(cells) if NUL in c]:  # contracts.text
+                items.append(
+                    [Violation(f"column {i + 1}", "nul_character", None) for i in unstorable]
+                )
+                continue
             try:
                 items.append(item(cols, cells))
             except ValidationError as error:
@@ -298,6 +305,8 @@ def _json_item(line: bytes) -> ImportItem | list[Violation]:
             Violation(".".join(str(p) for p in e["loc"]) or "line", e["type"], None)
             for e in error.errors(include_url=False)
         ]
+    if b"\\u0000" in line and (places := nul_places(orjson.loads(line))):  # contracts.text
+        return [Violation(place, "nul_character", None) for place in places]
     given = body.model_fields_set  # a line's own geo and mode only when it says so: else the
     # job's (a file import is "file" mode and locates only when asked, R21), not the API's
     return replace(

@@ -18,6 +18,7 @@ from services import (
     api_keys,
     asyncapi,
     auth,
+    openapi_docs,
     routes_admin,
     routes_health,
     routes_imports,
@@ -31,6 +32,7 @@ from services.failures import Failures
 from services.http_common import document_bodies, http_error, invalid_domain, invalid_request
 from services.import_worker import ImportWorker
 from services.metrics import HttpMetrics, Measured, metrics
+from services.nul_guard import RefuseNul
 from services.projector import Projector
 from services.runtime import open_runtime
 from services.settings import Settings
@@ -84,6 +86,7 @@ def create_app(
             await rt.close()
 
     app = FastAPI(title="Subscriber Profiles", version="1", lifespan=lifespan)
+    app.add_middleware(RefuseNul)  # a NUL in a path or query: 422 before any route
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Failures)  # a failure anywhere gets a problem document
     app.state.http_metrics = HttpMetrics()
@@ -92,8 +95,14 @@ def create_app(
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ValidationError, invalid_domain)
     app.add_exception_handler(auth.AuthError, auth.auth_error_handler)
-    app.add_api_route("/asyncapi.json", asyncapi.document, methods=["GET"], tags=["docs"])
+
+    async def asyncapi_document() -> dict[str, Any]:
+        """The AsyncAPI document of this deployment's topics."""
+        return asyncapi.document(settings.events_topic, settings.intake_topic)
+
+    app.add_api_route("/asyncapi.json", asyncapi_document, methods=["GET"], tags=["docs"])
     document_bodies(app)
+    openapi_docs.document_answers(app)  # after document_bodies: revises the whole document
     app.include_router(routes_health.router())
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["health"])
     if ingest:

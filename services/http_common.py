@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.api import FieldError, Problem
+from contracts.text import nul_places
 from domain.errors import ValidationError, Violation
 from projections import read_models
 from services import consistency
@@ -76,7 +77,8 @@ async def caught_up(rt: Runtime, token: str | None) -> bool | ProblemResponse:
     try:
         positions = consistency.parse(token)
     except ValueError as exc:
-        return problem(400, "Bad Consistency-Token", str(exc))
+        bad = FieldError(field="Consistency-Token", rule="token_invalid", value=None)
+        return problem(400, "Bad Consistency-Token", str(exc), [bad])
     return await consistency.wait(
         rt.pool, read_models.NAME, rt.log.topic, positions, rt.settings.consistency_wait
     )
@@ -136,10 +138,13 @@ def _field_errors(errors: Sequence[Any], skip: int) -> list[FieldError]:
         FieldError(
             field=_where(e, skip),
             rule=e["type"],
-            value=None if e["type"] == "json_invalid" else _safe(e.get("input")),
+            value=None if e["type"] in _NOT_ECHOED else _safe(e.get("input")),
         )
         for e in errors
     ]
+
+
+_NOT_ECHOED = frozenset({"json_invalid", "nul_character"})
 
 
 def _where(error: Any, skip: int) -> str:
@@ -168,12 +173,26 @@ async def read_body(
     document = await json_body(request)
     if isinstance(document, ProblemResponse):
         return document
+    unstorable = nul_errors(document)
     try:
-        return model.model_validate(document)
+        body = model.model_validate(document)
     except PydanticError as error:
         rest = well_shaped(model, document, error)
-        broken = await rules(rest) if rest is not None else []
-        return problem(422, "Invalid request", errors=body_errors(error) + field_errors(broken))
+        broken = await rules(rest) if rest is not None and not unstorable else []
+        errors = body_errors(error) + field_errors(broken) + unstorable
+        return problem(422, "Invalid request", errors=errors)
+    if unstorable:
+        return problem(422, "Invalid request", errors=unstorable)
+    return body
+
+
+def nul_errors(document: Any) -> list[FieldError]:
+    """An error for each string of the document that holds a NUL character, which PostgreSQL
+    cannot store (`domain.text`); never its value."""
+    return [
+        FieldError(field=place or "body", rule="nul_character", value=None)
+        for place in nul_places(document)
+    ]
 
 
 def well_shaped(model: type[M], document: Any, error: PydanticError) -> M | None:
@@ -220,11 +239,17 @@ def each_valid(
     valid: list[tuple[int, M]] = []
     invalid: list[Rejected[M]] = []
     for index, item in enumerate(items):
+        unstorable = nul_errors(item)
         try:
-            valid.append((index, model.model_validate(item)))
+            checked = model.model_validate(item)
         except PydanticError as error:
-            rest = well_shaped(model, item, error)
-            invalid.append(Rejected(index, tuple(body_errors(error)), rest))
+            rest = None if unstorable else well_shaped(model, item, error)
+            invalid.append(Rejected(index, tuple(body_errors(error) + unstorable), rest))
+            continue
+        if unstorable:
+            invalid.append(Rejected(index, tuple(unstorable), None))
+        else:
+            valid.append((index, checked))
     return valid, invalid
 
 

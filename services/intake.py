@@ -17,8 +17,9 @@ from uuid import UUID
 import asyncpg
 from pydantic import ValidationError as DataError
 
-from contracts import CURRENT_VERSIONS, EncodedEvent, encoded
+from contracts import CURRENT_VERSIONS, MAX_EVENT_BYTES, EncodedEvent, encoded
 from contracts.intake import ProfileRef, PublicEvent
+from contracts.text import nul_places
 from domain.errors import ValidationError, Violation
 from domain.geo import tracked_fields
 from domain.identity import normalise_email, normalise_phone
@@ -61,13 +62,21 @@ class Intake:
     ) -> tuple[list[Outcome], list[Position]]:
         """Check, resolve, enrich and append; an outcome per event, in order."""
         arrived = now or datetime.now(UTC)
+        # a NUL would fail the lookups below for the whole batch: those events are refused
+        # first, and the others looked up without them
+        unstorable = {i: bad for i, e in enumerate(events) if (bad := _unstorable(e))}
+        storable = [e for i, e in enumerate(events) if i not in unstorable]
         async with self.pool.acquire() as conn:
-            owners = await _resolve(conn, [e.profile for e in events])
-            others = await _live(conn, _related(events))
+            found = iter(await _resolve(conn, [e.profile for e in storable]))
+            others = await _live(conn, _related(storable))
+        owners = [None if i in unstorable else next(found) for i in range(len(events))]
         outcomes: list[Outcome] = []
         canonical: list[EncodedEvent] = []
         reactions: list[tuple[int, UUID, str, dict[str, Any]]] = []
         for index, public in enumerate(events):
+            if index in unstorable:
+                outcomes.append(Outcome(index, "rejected", None, unstorable[index]))
+                continue
             owner = owners[index]
             try:
                 data = _data(public, others)
@@ -86,18 +95,21 @@ class Intake:
             data = self._located(public.type, data)
             # encoded straight from the checked values: a model built here would only be
             # validated again and serialised (tests/contract/test_encoded.py)
-            canonical.append(
-                encoded.event(
-                    type=public.type,
-                    schema_version=CURRENT_VERSIONS[public.type],
-                    id=public.id,
-                    source=public.source,
-                    time=public.time or arrived,
-                    subject=profile_id,
-                    database_id=database_id,
-                    data=data,
-                )
+            made = encoded.event(
+                type=public.type,
+                schema_version=CURRENT_VERSIONS[public.type],
+                id=public.id,
+                source=public.source,
+                time=public.time or arrived,
+                subject=profile_id,
+                database_id=database_id,
+                data=data,
             )
+            if len(made.value) > MAX_EVENT_BYTES:  # no log takes it (contracts.encoded)
+                large = Violation("event", "too_large", len(made.value))
+                outcomes.append(Outcome(index, "rejected", None, (large,)))
+                continue
+            canonical.append(made)
             outcomes.append(Outcome(index, "accepted", profile_id))
             if public.type in _REACTIONS:
                 reactions.append((index, profile_id, public.type, data))
@@ -121,6 +133,13 @@ class Intake:
             return data
         where = self.geo.locate(str(ip))
         return data if where is None else {**data, "location": tracked_fields(where)}
+
+
+def _unstorable(public: PublicEvent) -> tuple[Violation, ...]:
+    """A violation for each string of the event that holds a NUL (`contracts.text`); the value
+    is never echoed (it goes to a dead letter's reason, or a log line)."""
+    parts = {"source": public.source, "profile": public.profile.model_dump(), "data": public.data}
+    return tuple(Violation(place, "nul_character", None) for place in nul_places(parts))
 
 
 def _reaction(profile_id: UUID, event_type: str, data: dict[str, Any]) -> Reaction:

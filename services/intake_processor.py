@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError
 
 from contracts.intake import PublicEvent
@@ -124,9 +126,14 @@ class IntakeProcessor:
         parsed: list[tuple[Record, PublicEvent]] = []
         for record in records:
             try:
-                parsed.append((record, PublicEvent.model_validate_json(record.value or b"")))
+                event = PublicEvent.model_validate_json(record.value or b"")
             except ValidationError as exc:
                 dead.append((record, _invalid(exc)))
+                continue
+            if _strict_json(record.value):
+                parsed.append((record, event))
+            else:
+                dead.append((record, _NOT_STRICT_JSON))
         outcomes = await self._accept([event for _, event in parsed])
         for (record, _), outcome in zip(parsed, outcomes, strict=True):
             if outcome.outcome == "rejected":
@@ -158,12 +165,26 @@ class IntakeProcessor:
 
     async def _bury(self, producer: Any, dead: Sequence[tuple[Record, str]]) -> None:
         """Send each dead letter with its original key and bytes; wait until all are acked."""
-        sent = [
-            await producer.send(
-                self.dlq_topic, record.value, key=record.key, headers=_headers(record, reason)
-            )
-            for record, reason in dead
-        ]
+        sent = []
+        for record, reason in dead:
+            try:
+                sent.append(
+                    await producer.send(
+                        self.dlq_topic,
+                        record.value,
+                        key=record.key,
+                        headers=_headers(record, reason),
+                    )
+                )
+            except MessageSizeTooLargeError:
+                # its bytes and the dead-letter headers do not fit one record: the letter goes
+                # without them, saying so; the headers name where the original still is
+                reason += " (payload left out: too large for the dead-letter topic)"
+                sent.append(
+                    await producer.send(
+                        self.dlq_topic, b"", key=record.key, headers=_headers(record, reason)
+                    )
+                )
         await asyncio.gather(*sent)
         for record, reason in dead:
             log.warning(
@@ -172,6 +193,21 @@ class IntakeProcessor:
                 offset=record.offset,
                 reason=reason,
             )
+
+
+_NOT_STRICT_JSON = "invalid event: message: json_invalid (NaN or Infinity, which JSON has not)"
+
+
+def _strict_json(value: bytes | None) -> bool:
+    """Whether bytes pydantic parsed are JSON as RFC 8259 has it: its parser also takes NaN and
+    Infinity, which would then be written out as they came, and no strict reader of the
+    canonical topic could parse that event (the HTTP API refuses them: it parses with orjson,
+    as here)."""
+    try:
+        orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _rewind(consumer: Any, batch: Batch) -> None:

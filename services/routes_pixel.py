@@ -15,6 +15,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
 from contracts.intake import ProfileRef, PublicEvent
+from contracts.text import without_nul
 from services.event_ids import new_id
 from services.http_common import runtime
 from services.intake import Intake
@@ -47,7 +48,9 @@ def router() -> APIRouter:
 async def pixel(xxh_id: str, request: Request, background: BackgroundTasks) -> Response:
     """Record a pixel hit (R18): goal, value, cost, url, referrer, campaign, data (a JSON
     object), any other parameter into `pixel_data`."""
-    background.add_task(_record, runtime(request), xxh_id, dict(request.query_params), _ip(request))
+    # a NUL, which no text column can hold, stands replaced rather than costing the hit
+    params = without_nul(dict(request.query_params))
+    background.add_task(_record, runtime(request), xxh_id, params, _ip(request))
     return Response(GIF, media_type="image/gif", headers=_HEADERS)
 
 
@@ -58,7 +61,7 @@ async def _record(rt: Runtime, xxh_id: str, params: dict[str, str], ip: str | No
             type="pixel.hit",
             source="/px",
             profile=ProfileRef(xxh_id=xxh_id[:16]),
-            data=_data(params, ip),
+            data=without_nul(_data(params, ip)),  # `data` JSON may hold \u0000 escapes
         )
         outcomes, _ = await Intake(rt.pool, rt.log, rt.geo).accept([event])
     except (ValidationError, ValueError) as bad:

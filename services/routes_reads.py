@@ -241,12 +241,13 @@ async def get_history(
     if unknown:
         errors = [FieldError(field="kind", rule="unknown_kind", value=k) for k in unknown]
         return problem(422, "Invalid request", f"kinds are {', '.join(KINDS)}", errors)
-    until = until or datetime.now(UTC)
-    since = since or until - timedelta(days=7)  # R19: no period, the last 7 days
     for name, moment in (("from", since), ("to", until)):
-        if moment.tzinfo is None:
+        if moment is not None and moment.tzinfo is None:
             error = FieldError(field=name, rule="timezone_required", value=moment.isoformat())
             return problem(422, "Invalid request", errors=[error])
+    until = _held(until) if until else datetime.now(UTC)
+    # R19: no period, the last 7 days
+    since = _held(since) if since else max(_FIRST + _WEEK, until) - _WEEK
     if since > until:  # an empty page would read as "nothing happened"
         error = FieldError(field="from", rule="after_to", value=since.isoformat())
         return problem(422, "Invalid request", "`from` is later than `to`.", [error])
@@ -260,7 +261,8 @@ async def get_history(
         try:
             page = await history.read(conn, profile_id, kinds, since, until, limit, cursor)
         except ValueError as bad:
-            return problem(400, "Bad cursor", str(bad))
+            error = FieldError(field="cursor", rule="cursor_invalid", value=None)
+            return problem(400, "Bad cursor", str(bad), [error])
     body = HistoryPage(
         profile_id=profile_id,
         since=since,
@@ -270,6 +272,21 @@ async def get_history(
     )
     headers = consistency_headers(reached)
     return model_response(body, headers=headers)
+
+
+# the span Python's datetime holds in UTC (PostgreSQL's is wider): a period reaching past it
+# is read as reaching to its end, the same lines
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+_WEEK = timedelta(days=7)
+
+
+def _held(moment: datetime) -> datetime:
+    """`moment` in UTC, within _FIRST.._LAST (year 1 at +14:00 is year 0 in UTC: it was a 500)."""
+    try:
+        return min(max(moment.astimezone(UTC), _FIRST), _LAST)
+    except OverflowError:  # only at either end of the span
+        return _FIRST if moment.year == _FIRST.year else _LAST
 
 
 async def _read(request: Request, token: str | None, find: Any) -> Any:

@@ -99,6 +99,14 @@ async def test_cursor_paging_is_stable_under_concurrent_appends_R19(api: Api) ->
     assert page3["cursor"] is None
     garbage = await api.client.get(f"/v1/profiles/{pid}/history", params={"cursor": "%%"})
     assert garbage.status_code == 400
+    assert garbage.json()["errors"] == [
+        {"field": "cursor", "rule": "cursor_invalid", "value": None}
+    ]
+    token = await api.client.get(f"/v1/profiles/{pid}", headers={"Consistency-Token": "%%"})
+    assert token.status_code == 400
+    assert token.json()["errors"] == [
+        {"field": "Consistency-Token", "rule": "token_invalid", "value": None}
+    ]
 
 
 async def test_a_double_publish_appears_once_R18(api: Api) -> None:

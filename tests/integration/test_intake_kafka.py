@@ -315,3 +315,49 @@ async def test_named_members_are_static_and_leave_when_they_stop(
         names = sorted(m.rsplit("-", 5)[0] for m in members)
         assert names == [f"host-intake-0-{i}.{topics[0]}" for i in range(2)]
     assert await group_members(kafka_bootstrap, group) == []
+
+
+async def test_unstorable_nan_and_oversize_events_go_to_the_dlq_and_the_partition_goes_on(
+    api: Api, kafka_bootstrap: str, topics: tuple[str, str]
+) -> None:
+    """A NUL (no text column holds it), NaN (JSON has none: it would reach the canonical topic
+    as it came) and an event whose canonical record no log may take: each a dead letter with
+    its reason, and the event after them on the same partition is applied. The oversize one
+    used to be retried for ever as an outage (MessageSizeTooLargeError), blocking its partition.
+    """
+    db, pid, _ = await new_profile(api)
+    key = pid.encode()  # one partition for all of them, in this order
+
+    def raw(campaign: str) -> bytes:
+        event = opened(ProfileRef(profile_id=uuid.UUID(pid)), campaign_id=campaign)
+        return event.model_dump_json().encode()
+
+    def pixel(pad: str) -> bytes:
+        ref = ProfileRef(profile_id=uuid.UUID(pid))
+        data = {"pixel_data": {"pad": pad}}
+        hit = PublicEvent(id=uuid.uuid4(), type="pixel.hit", source="/t", profile=ref, data=data)
+        return hit.model_dump_json().encode()
+
+    nul = raw("n\x00ul")
+    nan = raw("nan").replace(b'"campaign_id":"nan"', b'"campaign_id":"nan","value":NaN')
+    big = pixel("p" * (1_048_400 - len(pixel(""))))  # fits a record; its canonical one does not
+    assert len(big) == 1_048_400
+    await send_raw(kafka_bootstrap, topics[0], (key, nul), (key, nan), (key, big))
+    async with Publisher(kafka_bootstrap, topic=topics[0]) as publisher:
+        await publisher.publish(opened(ProfileRef(profile_id=uuid.UUID(pid)), campaign_id="ok"))
+
+    proc = processor(api, kafka_bootstrap, topics, f"intake.{uuid.uuid4().hex}")
+    async with running(proc, asyncio.Event()) as task:
+        await until(task, lambda: proc.stats.accepted + proc.stats.dead >= 4)
+    assert (proc.stats.accepted, proc.stats.dead, proc.stats.retries) == (1, 3, 0)
+    assert await campaigns(api, db, pid) == ["ok"]
+    dead = {header(r, "dlq_reason"): r for r in await read_all(kafka_bootstrap, topics[1])}
+    assert set(dead) == {
+        "rejected: data.campaign_id: nul_character",
+        "invalid event: message: json_invalid (NaN or Infinity, which JSON has not)",
+        "rejected: event: too_large (payload left out: too large for the dead-letter topic)",
+    }
+    assert dead["rejected: data.campaign_id: nul_character"].value == nul
+    left_out = next(r for reason, r in dead.items() if "too_large" in reason)
+    assert left_out.value == b""  # the original is where its headers say
+    assert header(left_out, "dlq_source_offset") == "2"
