@@ -29,6 +29,11 @@ PREFIX = "sp_"
 ID_CHARS = 12  # secrets.token_urlsafe(9)
 MIN_SECRET_CHARS = 32  # ≥ 192 bits when url-safe random; token_urlsafe(32) gives 43
 _URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
+# the form of a key, as a given one (PROFILES_BOOTSTRAP_KEY) must have it
+KEY_FORM = (
+    f"{PREFIX}<{ID_CHARS} url-safe chars>_<at least {MIN_SECRET_CHARS} url-safe chars> "
+    "(url-safe: letters, digits, - and _)"
+)
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS ingest;
@@ -127,14 +132,7 @@ async def ensure_key(
     A revoked key stays revoked: reviving it because a process restarted with an old environment
     would undo a deliberate revocation. The returned key's `revoked_at` tells the caller.
     """
-    parts = _split(plaintext)
-    if parts is None or len(parts[1]) < MIN_SECRET_CHARS:
-        # never echo the value: it is a secret
-        raise ValueError(
-            f"a given API key must read {PREFIX}<{ID_CHARS} url-safe chars>_<at least "
-            f"{MIN_SECRET_CHARS} url-safe random chars>, e.g. as `profiles keys create` prints"
-        )
-    key_id, secret = parts
+    key_id, secret = given_key_parts(plaintext)
     granted = parse_permissions(permissions)
     key = await _insert(conn, key_id, name, _digest(secret), granted)
     if key is not None:
@@ -149,6 +147,17 @@ async def ensure_key(
     if existing.revoked_at is not None:
         structlog.get_logger(__name__).warning("auth.given_key_revoked", key_id=key_id)
     return existing
+
+
+def given_key_parts(plaintext: str) -> tuple[str, str]:
+    """(key_id, secret) of a key given from outside; ValueError saying the form it must have,
+    never the value (it is a secret)."""
+    parts = _split(plaintext)
+    if parts is None or len(parts[1]) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"a given API key must read {KEY_FORM}, as `profiles keys create` prints one"
+        )
+    return parts
 
 
 async def bootstrap(

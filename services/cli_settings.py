@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Annotated, Any, get_type_hints
 
 import typer
@@ -45,9 +44,7 @@ def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def run(**given: Any) -> Any:
         chosen = {o.field: given.pop(o.field) for o in OPTIONS if o.field in given}
-        settings = replace(
-            Settings.from_env(), **{k: v for k, v in chosen.items() if v is not None}
-        )
+        settings = Settings.from_env(**{k: v for k, v in chosen.items() if v is not None})
         configure(settings.log_format)
         return command(settings=settings, **given)
 

@@ -17,6 +17,7 @@ import structlog
 from contracts import DecodeError, Event, decode
 from projections import checkpoints
 from projections.batches import Batch, DeadLetter, Project, apply_batch, prune
+from projections.store import store_id
 from services.eventlog.port import EventLog, LogConsumer, LogRecord
 from services.outages import ROLE_TRANSIENT, Backoff, pause
 from services.runtime import BetweenBatches
@@ -54,7 +55,7 @@ class Projector:
     batch_size: int = 5000  # asked for at the head of the log, where latency matters
     max_batch: int = 0  # asked for at most while catching up (`_next_ask`); <= batch_size: never
     poll_timeout: float = 0.2
-    group: str | None = None  # consumer group; default: the projection's name
+    group: str | None = None  # consumer group; default: `store_group(pool, name)`
     # the garbage collector runs between batches only (`BetweenBatches`): for a process of
     # its own; off where the projector shares its process (`profiles serve`)
     collect_between_batches: bool = False
@@ -68,9 +69,10 @@ class Projector:
     _expected: dict[int, int] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self.log.consumer(self.group or self.name, self._on_assign)
+        group = self.group or await store_group(self.pool, self.name)
+        consumer = self.log.consumer(group, self._on_assign)
         await consumer.start()
-        log.info("projector.started", projection=self.name, topic=self.log.topic)
+        log.info("projector.started", projection=self.name, topic=self.log.topic, group=group)
         ask = self.batch_size
         ahead = Ahead([], 0)  # the next batch, polled and decoded during the last apply
         backoff = Backoff()
@@ -287,6 +289,20 @@ class Projector:
         partitions = sorted(consumer.assignment())
         if partitions:
             await consumer.seek(await self._on_assign(partitions))
+
+
+async def store_group(pool: asyncpg.Pool, prefix: str) -> str:
+    """`<prefix>.<store id>`: the consumer group of the projectors writing the store `pool`
+    reaches (the read-model schema, in its database).
+
+    Processes writing one store (the members of `--workers`) share the group, so Kafka splits
+    the partitions between them; those writing another store from the same topic never join
+    it, so each reads every partition (on the PostgreSQL log the group names the lock its one
+    active member holds). A new name costs nothing: positions live in the store's checkpoints,
+    never in Kafka (the consumer does not commit).
+    """
+    async with pool.acquire() as conn:
+        return f"{prefix}.{await store_id(conn)}"
 
 
 @dataclass(slots=True)

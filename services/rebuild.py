@@ -26,7 +26,7 @@ import structlog
 from projections import checkpoints, read_models
 from projections.migrate import migrate
 from services.logging import configure
-from services.projector import CATCH_UP_BATCH, Projector
+from services.projector import CATCH_UP_BATCH, Projector, store_group
 from services.runtime import Runtime, create_pool, run_loop, tune_gc, with_runtime
 from services.settings import Settings
 
@@ -70,12 +70,12 @@ def rebuild_in_processes(
 ) -> Rebuilt:
     """`rebuild` by `workers` processes at once, each folding some of the log's partitions.
 
-    They share the consumer group `rebuild.<schema>`, so Kafka splits the partitions between
-    them as between `profiles projector --workers` members, and each keeps going until every
-    partition has reached the end the log had at the start: none leaves the group early,
-    which would move its partitions and stall the others. If a process dies, the others get
-    SIGTERM (they leave the group on it) and the rebuild fails; the same command again goes
-    on from the schema's checkpoints.
+    They share the consumer group `rebuild.<store id>` (the new schema's: `store_group`), so
+    Kafka splits the partitions between them as between `profiles projector --workers`
+    members, and each keeps going until every partition has reached the end the log had at
+    the start: none leaves the group early, which would move its partitions and stall the
+    others. If a process dies, the others get SIGTERM (they leave the group on it) and the
+    rebuild fails; the same command again goes on from the schema's checkpoints.
 
     Kafka only (the PostgreSQL log is one partition), with a PostgreSQL server of its own
     (processes cannot share the embedded one this way).
@@ -146,7 +146,7 @@ async def replay(
             read_models.project,
             batch_size,
             max_batch,
-            group=f"rebuild.{schema}",
+            group=await store_group(pool, "rebuild"),
             collect_between_batches=True,
             read_ahead=True,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import platformdirs
 
 from contracts import CANONICAL_TOPIC, INTAKE_TOPIC
+from services.api_keys import KEY_FORM, given_key_parts
 
 
 @dataclass(frozen=True)
@@ -39,23 +41,41 @@ class Settings:
     # once; `--workers` names each member from it (or from the host)
     group_instance: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse a value of the right type but the wrong form here, where settings are read,
+        so that a command fails before it starts anything (a server, a database)."""
+        for option in OPTIONS:
+            value = getattr(self, option.field)
+            if option.check is None or value is None:
+                continue
+            try:
+                option.check(value)
+            except ValueError as exc:
+                raise SettingError(f"{option.env} ({option.flag}): {exc}") from None
+
     @property
     def dedupe_window(self) -> timedelta:
         return timedelta(days=self.dedupe_days)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Settings from `env` (default: os.environ); unset or empty means the default (for
-        the database and Kafka: the embedded default)."""
+    def from_env(cls, env: dict[str, str] | None = None, **chosen: Any) -> Settings:
+        """Settings from `env` (default: os.environ), the `chosen` values (flags) winning over
+        it; unset or empty means the default (for the database and Kafka: the embedded
+        default)."""
         e = dict(os.environ) if env is None else env
         given: dict[str, Any] = {o.field: o.parse(e[o.env]) for o in OPTIONS if e.get(o.env)}
-        return cls(**given)
+        return cls(**{**given, **chosen})
 
     def as_env(self) -> dict[str, str]:
         """These settings as the environment `from_env` reads them back from (for processes
         started with them, e.g. the members of `--workers`)."""
         values = {o.env: getattr(self, o.field) for o in OPTIONS}
         return {name: str(value) for name, value in values.items() if value is not None}
+
+
+class SettingError(ValueError):
+    """A setting's value has the wrong form; the message names the setting and the form,
+    never the value (it may be a secret)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,8 @@ class Option:
     flag: str
     kind: type
     help: str
+    # a rule a value of `kind` must also follow: ValueError saying it, without the value
+    check: Callable[[Any], object] | None = None
 
     def parse(self, text: str) -> Any:
         return self.kind(text)
@@ -90,7 +112,9 @@ OPTIONS: tuple[Option, ...] = (
         "PROFILES_BOOTSTRAP_KEY",
         "--bootstrap-key",
         str,
-        "An API key that exists with the admin permission after start.",
+        f"An API key that exists with the admin permission after start; it reads {KEY_FORM}, "
+        "as `profiles keys create` prints one.",
+        check=given_key_parts,
     ),
     Option(
         "kafka_partitions",

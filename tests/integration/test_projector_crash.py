@@ -250,6 +250,11 @@ async def test_a_restarted_member_takes_its_partitions_back_at_once(
     finally:
         assert terminate(supervisor) == 0, _tail(path)
     # stopped cleanly, static members leave at once: no partition waits out their session
-    members = await group_members(stage.env["KAFKA_BOOTSTRAP_SERVERS"], "read_models")
+    (group,) = {  # one store, one group (`read_models.<store id>`)
+        json.loads(line)["group"]
+        for line in path.read_text().splitlines()
+        if '"projector.started"' in line
+    }
+    members = await group_members(stage.env["KAFKA_BOOTSTRAP_SERVERS"], group)
     topic = stage.env["PROFILES_EVENTS_TOPIC"]  # a static name ends with its topic
     assert [m for m in members if topic in m] == [], _tail(path)

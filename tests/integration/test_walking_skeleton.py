@@ -150,7 +150,6 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "why"),
     [
-        ({"PROFILES_BOOTSTRAP_KEY": "not-a-key"}, "API key"),  # refused by the app's start
         ({"PROFILES_READ_SCHEMA": 'no"such'}, "Error"),  # refused by the runtime's migration
     ],
 )
