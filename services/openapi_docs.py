@@ -70,28 +70,30 @@ def revise(document: dict[str, Any], needs: dict[tuple[str, str], str]) -> dict[
 def permissions(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], str]:
     """(method, path) of each route an auth dependency guards -> the permission it demands."""
     found: dict[tuple[str, str], str] = {}
-    for route in _api_routes(routes):
-        needed = _needed(route.dependant)
+    for route in api_routes(routes):
+        needed = needed_permissions(route.dependant)
         if needed:
             found |= {(method, route.path_format): needed[0] for method in route.methods or ()}
     return found
 
 
-def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, those of included routers too."""
     for route in routes:
         included = getattr(route, "original_router", None)  # FastAPI's lazily included router
         if included is not None:
-            yield from _api_routes(included.routes)
+            yield from api_routes(included.routes)
         elif isinstance(route, APIRoute):
             yield route
 
 
-def _needed(dependant: Dependant) -> list[str]:
+def needed_permissions(dependant: Dependant) -> list[str]:
+    """The permissions a route's dependencies demand (`auth.require`), nested ones too."""
     found: list[str] = []
     for dependency in dependant.dependencies:
         if (permission := auth.permission_of(dependency.call)) is not None:
             found.append(permission)
-        found += _needed(dependency)
+        found += needed_permissions(dependency)
     return found
 
 

@@ -22,11 +22,17 @@ def fresh_database(server_url: str) -> AbstractAsyncContextManager[str]:
 @asynccontextmanager
 async def migrated_pool(server_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a fresh database whose read-model schema is migrated."""
-    async with fresh_database(server_url) as url:
-        pool = await create_pool(url, SCHEMA)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn, SCHEMA)
-            yield pool
-        finally:
-            await pool.close()
+    async with fresh_database(server_url) as url, migrated(url, SCHEMA) as pool:
+        yield pool
+
+
+@asynccontextmanager
+async def migrated(url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the read-model schema `schema` of the database at `url`, migrated."""
+    pool = await create_pool(url, schema)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema)
+        yield pool
+    finally:
+        await pool.close()

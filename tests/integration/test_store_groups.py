@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +14,21 @@ import asyncpg
 import pytest
 
 from projections import read_models
-from projections.migrate import migrate
 from projections.store import store_id
 from services.eventlog.kafka import KafkaLog
 from services.eventlog.port import EventLog
 from services.eventlog.postgres import PostgresLog
 from services.local.scratch import with_database
 from services.projector import Projector
-from services.runtime import create_pool
 from tests.factories import imported, updated
 from tests.integration.procs import group_members, start_profiles, terminate, wait_for
-from tests.pg import fresh_database
+from tests.pg import fresh_database, migrated
 
 pytestmark = pytest.mark.postgres
 
 PROFILES = 400
 APPLIED = "SELECT coalesce(sum(next_offset), 0) FROM checkpoints"
 ALL_PARTITIONS = {0, 1, 2, 3}
-
-
-@contextlib.asynccontextmanager
-async def store(url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a migrated read-model schema of the database at `url`."""
-    pool = await create_pool(url, schema)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, schema)
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def each_applies_every_event(log: EventLog, pools: list[asyncpg.Pool], total: int) -> None:
@@ -81,8 +66,8 @@ async def test_projectors_of_two_stores_on_one_topic_each_apply_every_partition(
         if apart == "in two databases":
             second = await stack.enter_async_context(fresh_database(database_url))
         pools = [
-            await stack.enter_async_context(store(first, "store_a")),
-            await stack.enter_async_context(store(second, "store_b")),
+            await stack.enter_async_context(migrated(first, "store_a")),
+            await stack.enter_async_context(migrated(second, "store_b")),
         ]
         log = KafkaLog(kafka_bootstrap, topic=f"stores.{uuid.uuid4().hex}", partitions=4)
         await log.start()
@@ -101,8 +86,8 @@ async def test_projectors_of_two_schemas_on_one_postgres_log_both_fold_it(
     second store's projector once stood by for ever behind the first's."""
     async with (
         fresh_database(database_url) as url,
-        store(url, "store_a") as a,
-        store(url, "store_b") as b,
+        migrated(url, "store_a") as a,
+        migrated(url, "store_b") as b,
     ):
         log = PostgresLog(a)
         await log.start()
@@ -114,11 +99,11 @@ async def test_projectors_of_two_schemas_on_one_postgres_log_both_fold_it(
 async def test_a_store_keeps_its_id_and_another_schema_has_its_own(database_url: str) -> None:
     async with (
         fresh_database(database_url) as url,
-        store(url, "store_a") as a,
-        store(url, "store_b") as b,
+        migrated(url, "store_a") as a,
+        migrated(url, "store_b") as b,
     ):
         ids = [await _id(a), await _id(a), await _id(b)]
-        async with store(url, "store_a") as again:  # migrating again makes no new one
+        async with migrated(url, "store_a") as again:  # migrating again makes no new one
             ids.append(await _id(again))
     assert ids[0] == ids[1] == ids[3]
     assert ids[2] != ids[0]
@@ -130,10 +115,10 @@ async def test_a_renamed_schema_takes_a_new_id_that_its_processes_agree_on(
     """A schema under another name may be a copy beside its original: it must not keep the
     original's group. Processes starting on it at once (`--workers`) all see the one new id."""
     async with fresh_database(database_url) as url:
-        async with store(url, "store_a") as a:
+        async with migrated(url, "store_a") as a:
             original = await _id(a)
             await a.execute("ALTER SCHEMA store_a RENAME TO store_c")
-        async with store(url, "store_c") as c:
+        async with migrated(url, "store_c") as c:
             seen = await asyncio.gather(*(_id(c) for _ in range(8)))
             later = await _id(c)
     assert len(set(seen)) == 1
@@ -147,7 +132,7 @@ async def test_a_database_copied_from_a_template_gets_a_store_id_of_its_own(
     """`CREATE DATABASE … TEMPLATE` copies the store's row too (a staging copy of production):
     the copy must not join the original's group."""
     async with fresh_database(database_url) as url:
-        async with store(url, "read_models") as original:
+        async with migrated(url, "read_models") as original:
             before = await _id(original)
         name = f"t_copy_{uuid.uuid4().hex[:12]}"
         source = url.rsplit("/", 1)[1]
@@ -155,9 +140,9 @@ async def test_a_database_copied_from_a_template_gets_a_store_id_of_its_own(
         try:
             await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
             try:
-                async with store(with_database(database_url, name), "read_models") as copy:
+                async with migrated(with_database(database_url, name), "read_models") as copy:
                     copied = await _id(copy)
-                async with store(url, "read_models") as original:
+                async with migrated(url, "read_models") as original:
                     after = await _id(original)
             finally:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -198,8 +183,8 @@ async def test_workers_of_one_store_share_a_group_that_another_store_never_joins
     topic = f"stores.{uuid.uuid4().hex}"
     async with (
         fresh_database(database_url) as url,
-        store(url, "store_a") as a,
-        store(url, "store_b") as b,
+        migrated(url, "store_a") as a,
+        migrated(url, "store_b") as b,
     ):
         log = KafkaLog(kafka_bootstrap, topic=topic, partitions=4)
         await log.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -24,6 +23,7 @@ from services.asyncapi import dead_letter_topic
 from services.asyncapi import document as asyncapi_document
 from services.http_api import create_app
 from services.settings import Settings
+from tests.documents import refs
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +47,6 @@ def _messages(document: dict[str, Any], address: str) -> list[dict[str, Any]]:
     ]
 
 
-def _refs(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        if isinstance(value.get("$ref"), str):
-            yield value["$ref"]
-        for inner in value.values():
-            yield from _refs(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _refs(inner)
-
-
 def test_the_three_topics_of_the_api_each_have_a_message_schema(document: dict[str, Any]) -> None:
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {INTAKE_TOPIC, INTAKE_DLQ_TOPIC, CANONICAL_TOPIC}
@@ -68,7 +57,7 @@ def test_the_three_topics_of_the_api_each_have_a_message_schema(document: dict[s
 
 
 def test_every_reference_resolves(document: dict[str, Any]) -> None:
-    for ref in _refs(document):
+    for ref in refs(document):
         assert _resolve(document, ref) is not None, ref
 
 

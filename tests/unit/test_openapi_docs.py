@@ -12,6 +12,7 @@ import pytest
 
 from services.http_api import create_app
 from services.settings import Settings
+from tests.documents import refs
 from tests.unit.test_route_permissions import EXPECTED
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -27,17 +28,6 @@ def _operations(document: dict[str, Any]) -> Iterator[Operation]:
     for path, item in document["paths"].items():
         for method, operation in item.items():
             yield method.upper(), path, operation
-
-
-def _refs(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        if isinstance(value.get("$ref"), str):
-            yield value["$ref"]
-        for inner in value.values():
-            yield from _refs(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _refs(inner)
 
 
 def test_every_error_response_is_a_problem_document(document: dict[str, Any]) -> None:
@@ -61,7 +51,7 @@ def test_fastapis_validation_error_schemas_are_gone(document: dict[str, Any]) ->
 
 def test_every_reference_resolves(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for ref in _refs(document):
+    for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
 
 

@@ -8,14 +8,9 @@ by a unique field); a route added without a line here fails, so its permission i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
-
-from services import auth
 from services.http_api import create_app
+from services.openapi_docs import api_routes, needed_permissions
 from services.settings import Settings
 
 EXPECTED: dict[tuple[str, str], str | None] = {
@@ -67,30 +62,12 @@ EXPECTED: dict[tuple[str, str], str | None] = {
 }
 
 
-def _routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    for route in routes:
-        included = getattr(route, "original_router", None)  # FastAPI's lazily included router
-        if included is not None:
-            yield from _routes(included.routes)
-        elif isinstance(route, APIRoute):
-            yield route
-
-
-def _permissions(dependant: Dependant) -> list[str]:
-    found: list[str] = []
-    for dependency in dependant.dependencies:
-        if (permission := auth.permission_of(dependency.call)) is not None:
-            found.append(permission)
-        found += _permissions(dependency)
-    return found
-
-
 def test_every_route_demands_the_permission_of_its_section_R28() -> None:
     app = create_app(Settings())
     actual: dict[tuple[str, str], str | None] = {}
-    for route in _routes(app.routes):
+    for route in api_routes(app.routes):
         path = re.sub(r"\{[^}]*\}", "{}", route.path)
-        permissions = _permissions(route.dependant)
+        permissions = needed_permissions(route.dependant)
         assert len(permissions) <= 1, (route.path, permissions)
         for method in route.methods:
             actual[(method, path)] = permissions[0] if permissions else None
