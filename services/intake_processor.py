@@ -203,8 +203,10 @@ def _strict_json(value: bytes | None) -> bool:
     Infinity, which would then be written out as they came, and no strict reader of the
     canonical topic could parse that event (the HTTP API refuses them: it parses with orjson,
     as here)."""
-    try:
-        orjson.loads(value or b"")
+    if value is None or (b"NaN" not in value and b"Infinity" not in value):
+        return True  # a C search, not a second parse of every record (1.8 µs)
+    try:  # the words may sit inside strings
+        orjson.loads(value)
     except orjson.JSONDecodeError:
         return False
     return True
