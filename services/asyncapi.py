@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import CANONICAL_TOPIC, INTAKE_TOPIC, Event
 from contracts.intake import PublicEvent
+from contracts.topics import dead_letter_topic
 
 DLQ_CHANNEL = "intake-dead-letters"
 _SCHEMAS = "#/components/schemas/"
@@ -137,11 +138,6 @@ def _records(document: dict[str, Any]) -> None:
         message["bindings"] = {"kafka": {"key": key, "bindingVersion": "0.5.0"}}
         if canonical:
             message["headers"] = {"$ref": _SCHEMAS + CanonicalHeaders.__name__}
-
-
-def dead_letter_topic(intake_topic: str) -> str:
-    """The intake's dead-letter topic: its own name and `.dlq` (as `profiles intake` has it)."""
-    return f"{intake_topic}.dlq"
 
 
 def document(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
-from contracts.topics import INTAKE_TOPIC
+from contracts.topics import INTAKE_TOPIC, dead_letter_topic
 from projections import read_models
 from services.cli_settings import with_settings
 from services.keys_cli import keys_app
@@ -167,7 +167,7 @@ async def _intake(settings: Settings, bootstrap: str, batch_size: int) -> None:
             rt.geo,
             bootstrap,
             topic=settings.intake_topic,
-            dlq_topic=f"{settings.intake_topic}.dlq",
+            dlq_topic=dead_letter_topic(settings.intake_topic),
             group=intake_group(settings.intake_topic),
             batch_size=batch_size,
             group_instance=settings.group_instance,

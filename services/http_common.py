@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from contracts.api import FieldError, Problem
 from contracts.text import nul_places
 from domain.errors import ValidationError, Violation
-from projections import read_models
+from domain.profile import ProfileState
+from projections import profiles, read_models
 from services import consistency
 from services.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 PROBLEM = "application/problem+json"
 
@@ -82,6 +86,26 @@ async def caught_up(rt: Runtime, token: str | None) -> bool | ProblemResponse:
     return await consistency.wait(
         rt.pool, read_models.NAME, rt.log.topic, positions, rt.settings.consistency_wait
     )
+
+
+async def about_profile(
+    request: Request,
+    token: str | None,
+    profile_id: UUID,
+    read: Callable[[asyncpg.Connection, ProfileState], Awaitable[T]],
+) -> tuple[T, bool] | ProblemResponse:
+    """A read about one profile: once the write behind `token` is applied (a 400 for a bad
+    token), what `read` makes of the profile on the connection that found it, and whether the
+    token was reached (`consistency_headers`); a 404 problem when the profile is not there."""
+    rt = runtime(request)
+    reached = await caught_up(rt, token)
+    if isinstance(reached, ProblemResponse):
+        return reached
+    async with rt.pool.acquire() as conn:
+        state = await profiles.get(conn, profile_id)
+        if state is None:
+            return not_found(reached)
+        return await read(conn, state), reached
 
 
 async def http_error(_: Request, exc: Exception) -> ProblemResponse:

@@ -31,6 +31,7 @@ from projections.batches import dead_letters_of
 from services import auth, identity, structure
 from services.http_common import (
     ProblemResponse,
+    about_profile,
     caught_up,
     consistency_headers,
     field_errors,
@@ -161,15 +162,9 @@ async def export_profile(
     profile_id: UUID, request: Request, _: auth.Reader, token: Token = None
 ) -> Any:
     """Everything stored about one profile, as one JSON document (R27)."""
-    rt = runtime(request)
-    reached = await caught_up(rt, token)
-    if isinstance(reached, ProblemResponse):
-        return reached
-    async with rt.pool.acquire() as conn:
-        state = await profiles.get(conn, profile_id)
-        if state is None:
-            return not_found(reached)
-        document = {
+
+    async def export(conn: asyncpg.Connection, state: ProfileState) -> dict[str, Any]:
+        return {
             "exported_at": datetime.now(UTC).isoformat(),
             "profile": view(state).model_dump(mode="json"),
             "read_models": {
@@ -182,6 +177,11 @@ async def export_profile(
             },
             "ingest": await identity.raw(conn, profile_id),
         }
+
+    found = await about_profile(request, token, profile_id, export)
+    if isinstance(found, ProblemResponse):
+        return found
+    document, reached = found
     headers = {"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'}
     headers |= consistency_headers(reached)
     return JSONResponse(document, headers=headers)
@@ -191,16 +191,13 @@ def _lister(what: str) -> Any:
     async def listing(
         profile_id: UUID, request: Request, _: auth.Reader, token: Token = None
     ) -> Any:
-        rt = runtime(request)
-        reached = await caught_up(rt, token)
-        if isinstance(reached, ProblemResponse):
-            return reached
-        async with rt.pool.acquire() as conn:
-            if await profiles.get(conn, profile_id) is None:
-                return not_found(reached)
-            rows = await interactions.listing(conn, what, profile_id)
-        headers = consistency_headers(reached)
-        return JSONResponse(rows, headers=headers)
+        found = await about_profile(
+            request, token, profile_id, lambda conn, _: interactions.listing(conn, what, profile_id)
+        )
+        if isinstance(found, ProblemResponse):
+            return found
+        rows, reached = found
+        return JSONResponse(rows, headers=consistency_headers(reached))
 
     return listing
 
@@ -251,18 +248,19 @@ async def get_history(
     if since > until:  # an empty page would read as "nothing happened"
         error = FieldError(field="from", rule="after_to", value=since.isoformat())
         return problem(422, "Invalid request", "`from` is later than `to`.", [error])
-    rt = runtime(request)
-    reached = await caught_up(rt, token)
-    if isinstance(reached, ProblemResponse):
-        return reached
-    async with rt.pool.acquire() as conn:
-        if await profiles.get(conn, profile_id) is None:
-            return not_found(reached)
-        try:
-            page = await history.read(conn, profile_id, kinds, since, until, limit, cursor)
-        except ValueError as bad:
-            error = FieldError(field="cursor", rule="cursor_invalid", value=None)
-            return problem(400, "Bad cursor", str(bad), [error])
+    try:
+        found = await about_profile(
+            request,
+            token,
+            profile_id,
+            lambda conn, _: history.read(conn, profile_id, kinds, since, until, limit, cursor),
+        )
+    except ValueError as bad:  # the cursor (`history.read`)
+        error = FieldError(field="cursor", rule="cursor_invalid", value=None)
+        return problem(400, "Bad cursor", str(bad), [error])
+    if isinstance(found, ProblemResponse):
+        return found
+    page, reached = found
     body = HistoryPage(
         profile_id=profile_id,
         since=since,
@@ -270,8 +268,7 @@ async def get_history(
         entries=tuple(HistoryEntry(**e) for e in page.entries),
         cursor=page.cursor,
     )
-    headers = consistency_headers(reached)
-    return model_response(body, headers=headers)
+    return model_response(body, headers=consistency_headers(reached))
 
 
 # the span Python's datetime holds in UTC (PostgreSQL's is wider): a period reaching past it

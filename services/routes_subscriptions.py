@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as BodyError
@@ -37,6 +38,7 @@ from projections import subscriptions as read
 from services import auth, consistency, identity, resources
 from services.http_common import (
     ProblemResponse,
+    about_profile,
     body_errors,
     caught_up,
     consistency_headers,
@@ -45,7 +47,6 @@ from services.http_common import (
     field_errors,
     json_body,
     model_response,
-    not_found,
     problem,
     read_body,
     request_body,
@@ -310,15 +311,17 @@ async def list_subscriptions(
     token: Token = None,
 ) -> Any:
     """The profile's subscription list with each one's consent history."""
-    rt = runtime(request)
-    reached = await caught_up(rt, token)
-    if isinstance(reached, ProblemResponse):
-        return reached
-    async with rt.pool.acquire() as conn:
-        if await profiles.get(conn, profile_id) is None:
-            return not_found(reached)
+
+    async def listed(
+        conn: asyncpg.Connection, _: object
+    ) -> tuple[list[read.StoredSubscription], dict[UUID, list[dict[str, Any]]]]:
         stored = (await read.load(conn, [profile_id])).get(profile_id, [])
-        history = await read.ledger(conn, profile_id)
+        return stored, await read.ledger(conn, profile_id)
+
+    found = await about_profile(request, token, profile_id, listed)
+    if isinstance(found, ProblemResponse):
+        return found
+    (stored, history), reached = found
     views = [
         SubscriptionView(
             sub_id=s.subscription.sub_id,
@@ -337,8 +340,7 @@ async def list_subscriptions(
         ).model_dump(mode="json")
         for s in stored
     ]
-    headers = consistency_headers(reached)
-    return JSONResponse(views, headers=headers)
+    return JSONResponse(views, headers=consistency_headers(reached))
 
 
 async def who_receives(

@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 from contracts import CANONICAL_TOPIC, INTAKE_DLQ_TOPIC, INTAKE_TOPIC
 from contracts.encoded import ce_headers
 from contracts.intake import PublicEvent
+from contracts.topics import dead_letter_topic
 from domain.errors import Violation
 from services import intake_processor
-from services.asyncapi import dead_letter_topic
 from services.asyncapi import document as asyncapi_document
 from services.http_api import create_app
 from services.settings import Settings
